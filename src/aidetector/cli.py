@@ -1,0 +1,143 @@
+"""The `aidetector` command line: prepare, train, evaluate and friends.
+
+Every command reads params.yaml (DVC's composed config), or composes conf/ when
+Hydra-style overrides are given: `aidetector train model=vit_tiny trainer.max_epochs=2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from aidetector.config import compose_config, load_config
+from aidetector.errors import AidetectorError
+
+log = logging.getLogger("aidetector")
+
+
+def cmd_demo_data(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Generate the synthetic demo dataset."""
+    from aidetector.data.demo import generate_demo_dataset
+
+    root = Path(cfg.demo.root)
+    generate_demo_dataset(root, int(cfg.demo.n_per_class), int(cfg.demo.image_size), int(cfg.demo.seed))
+    print(f"wrote {2 * int(cfg.demo.n_per_class)} demo images to {root}")
+
+
+def cmd_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Validate, deduplicate and split the image folder; write the decoded cache."""
+    from aidetector.data.ingest import ingest_image_folder
+    from aidetector.data.prepared import write_prepared
+    from aidetector.data.splits import SplitRatios
+
+    dataset = ingest_image_folder(
+        Path(cfg.data.root),
+        image_size=int(cfg.data.image_size),
+        ratios=SplitRatios(**cfg.data.split),
+        seed=int(cfg.data.seed),
+        classes=tuple(cfg.data.classes),
+    )
+    out_dir = Path(cfg.paths.prepared)
+    write_prepared(dataset, out_dir)
+    report = json.loads((out_dir / "report.json").read_text())
+    print(json.dumps({k: report[k] for k in ("split_counts", "skipped_total", "duplicates",
+                                             "cross_split_duplicates", "data_hash")}, indent=2))
+
+
+def _selected_models(cfg: DictConfig, args: argparse.Namespace) -> list[str]:
+    if args.model:
+        return [args.model]
+    return list(cfg.model.keys())
+
+
+def cmd_train(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Train each selected model and export it to models/<name>."""
+    from aidetector.training.outputs import write_training_outputs
+    from aidetector.training.train import train
+
+    for name in _selected_models(cfg, args):
+        result = train(cfg, name)
+        if result.is_global_zero:
+            model_dir = write_training_outputs(result, cfg)
+            print(f"{name}: {json.dumps(result.metrics, sort_keys=True)} -> {model_dir}")
+
+
+def cmd_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Evaluate each trained model (FP32 and FP16) on the test split."""
+    from aidetector.evaluation.evaluate import evaluate_from_config, write_evaluation_outputs
+    from aidetector.training.train import model_spec
+
+    for name in _selected_models(cfg, args):
+        model_spec(cfg, name)
+        result = evaluate_from_config(cfg, name)
+        out_dir = write_evaluation_outputs(result, cfg, name)
+        print(f"{name}: {json.dumps(result.metrics, sort_keys=True)} -> {out_dir}")
+
+
+def cmd_params(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Write the composed config to params.yaml, exactly as `dvc exp run -S` would."""
+    Path(args.output).write_text(OmegaConf.to_yaml(cfg))
+    print(f"wrote {args.output}")
+
+
+Command = Callable[[DictConfig, argparse.Namespace], None]
+COMMANDS: dict[str, tuple[Command, str]] = {
+    "demo-data": (cmd_demo_data, "generate the synthetic demo dataset"),
+    "prepare": (cmd_prepare, "validate, deduplicate, split and cache an image folder"),
+    "train": (cmd_train, "train the configured models (Lightning, tracked in MLflow)"),
+    "evaluate": (cmd_evaluate, "evaluate trained models on the test split"),
+    "params": (cmd_params, "compose conf/ with overrides into params.yaml"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser with one sub-command per pipeline step."""
+    parser = argparse.ArgumentParser(
+        prog="aidetector",
+        description="Train, evaluate and ship real-vs-AI-generated image detectors.",
+        epilog="Overrides use Hydra syntax, e.g. model=vit_small trainer.max_epochs=5.",
+    )
+    parser.add_argument("--params", default="params.yaml", help="composed config (default: %(default)s)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=vit_tiny")
+        if name in ("train", "evaluate"):
+            sub.add_argument("--model", help="only this configured model (default: all)")
+        if name == "params":
+            sub.add_argument("--output", default="params.yaml", help="where to write")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; user errors print one line and return a non-zero exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    command, _ = COMMANDS[args.command]
+    try:
+        overrides = list(args.overrides)
+        if args.command == "params":
+            cfg = compose_config(overrides)
+        else:
+            cfg = load_config(overrides, Path(args.params))
+        command(cfg, args)
+    except AidetectorError as error:
+        if args.verbose:
+            raise
+        print(f"aidetector {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Batch-1 latency of the full inference path (preprocessing included)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from aidetector.evaluation.predict import predict_prob_fake_batch
+from aidetector.preprocessing import Preprocessing, arrays_to_batch
+
+
+def measure_batch1_latency(
+    network: nn.Module,
+    preprocessing: Preprocessing,
+    images: np.ndarray,
+    samples: int = 100,
+    warmup: int = 10,
+) -> dict[str, float]:
+    """Return mean and p95 milliseconds of single-image predictions over `samples` runs."""
+    network.eval()
+    batches = [arrays_to_batch(images[i % len(images)][None]) for i in range(samples + warmup)]
+    timings = []
+    for index, batch in enumerate(batches):
+        start = time.perf_counter()
+        predict_prob_fake_batch(network, preprocessing, batch)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        if index >= warmup:
+            timings.append((time.perf_counter() - start) * 1000.0)
+    return {
+        "latency_ms_mean": float(np.mean(timings)),
+        "latency_ms_p95": float(np.percentile(timings, 95)),
+    }

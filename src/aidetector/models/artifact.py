@@ -1,0 +1,139 @@
+"""The model directory: safetensors weights, config.yaml and metrics.json, and its loader.
+
+The same directory is what training exports, MLflow stores, the registry versions
+and the Bento embeds; nothing in it is pickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from aidetector import CLASS_NAMES
+from aidetector.errors import AidetectorError
+from aidetector.models.factory import build_network, network_kwargs
+from aidetector.preprocessing import Preprocessing
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+FORMAT_VERSION = 1
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference, with the preprocessing it was trained with."""
+
+    network: nn.Module
+    preprocessing: Preprocessing
+    config: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def precision(self) -> str:
+        """The stored precision, fp32 or fp16."""
+        return str(self.config["precision"])
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_model_dir(
+    network: nn.Module,
+    spec: dict[str, Any],
+    preprocessing: Preprocessing,
+    out_dir: Path,
+    precision: str = "fp32",
+    metrics: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights (cast to precision), config.yaml and optional metrics.json; return out_dir."""
+    if precision not in PRECISIONS:
+        raise AidetectorError(f"unknown precision '{precision}'; use fp32 or fp16")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dtype = PRECISIONS[precision]
+    state = {
+        key: tensor.detach().to("cpu", dtype=dtype if tensor.is_floating_point() else None)
+        .contiguous()
+        .clone()
+        for key, tensor in network.state_dict().items()
+    }
+    weights_path = out_dir / WEIGHTS_FILE
+    save_file(state, str(weights_path), metadata={"precision": precision})
+    config = {
+        "format_version": FORMAT_VERSION,
+        "name": spec.get("name", spec["arch"]),
+        "family": spec.get("family"),
+        "network": network_kwargs({**spec, "pretrained": False}),
+        "preprocessing": preprocessing.to_dict(),
+        "class_names": list(CLASS_NAMES),
+        "precision": precision,
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": file_sha256(weights_path),
+        **(extra or {}),
+    }
+    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+    if metrics is not None:
+        (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return out_dir
+
+
+def read_model_config(model_dir: Path) -> dict[str, Any]:
+    """Return the parsed config.yaml of a model directory."""
+    config_path = model_dir / CONFIG_FILE
+    if not config_path.is_file():
+        raise AidetectorError(f"{model_dir} is not a model directory: {CONFIG_FILE} is missing")
+    try:
+        config = yaml.safe_load(config_path.read_text())
+    except yaml.YAMLError as error:
+        raise AidetectorError(f"{config_path} is not valid YAML: {error}") from error
+    if not isinstance(config, dict) or "network" not in config:
+        raise AidetectorError(f"{config_path} has no 'network' section")
+    return config
+
+
+def load_model_dir(
+    model_dir: Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> LoadedModel:
+    """Rebuild the network from config.yaml plus safetensors weights, verifying the hash.
+
+    dtype defaults to the stored precision; pass torch.float32 to upcast fp16 weights.
+    """
+    model_dir = Path(model_dir)
+    config = read_model_config(model_dir)
+    weights_path = model_dir / config.get("weights_file", WEIGHTS_FILE)
+    if not weights_path.is_file():
+        raise AidetectorError(f"{model_dir}: weights file {weights_path.name} is missing")
+    expected = config.get("weights_sha256")
+    if expected and file_sha256(weights_path) != expected:
+        raise AidetectorError(
+            f"{weights_path} is corrupt: its sha256 does not match config.yaml"
+        )
+    network = build_network(**{**config["network"], "pretrained": False})
+    state = load_file(str(weights_path))
+    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    target = dtype or PRECISIONS[config.get("precision", "fp32")]
+    network = network.to(device=device, dtype=target).eval()
+    metrics_path = model_dir / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    return LoadedModel(
+        network=network,
+        preprocessing=Preprocessing.from_dict(config["preprocessing"]),
+        config=config,
+        metrics=metrics,
+    )

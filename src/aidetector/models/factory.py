@@ -1,0 +1,81 @@
+"""Builds the detector networks (timm ResNet18 and ViT variants) from config values."""
+
+from __future__ import annotations
+
+import timm
+from torch import nn
+
+from aidetector.errors import AidetectorError
+
+# Supported architectures and the smallest input each can take.
+# ResNet18 halves the resolution five times; below 32 px the last stage sees < 1 pixel.
+KNOWN_ARCHS: dict[str, str] = {
+    "resnet18": "cnn",
+    "vit_tiny_patch16_224": "vit",
+    "vit_small_patch16_224": "vit",
+    "vit_base_patch16_224": "vit",
+}
+MIN_CNN_SIZE = 32
+
+
+def validate_network_spec(arch: str, img_size: int, patch_size: int | None = None) -> None:
+    """Raise AidetectorError if the architecture is unknown or cannot take img_size."""
+    if arch not in KNOWN_ARCHS:
+        known = ", ".join(sorted(KNOWN_ARCHS))
+        raise AidetectorError(f"unknown model architecture '{arch}'; choose one of: {known}")
+    if img_size <= 0:
+        raise AidetectorError(f"image size must be positive, got {img_size}")
+    if KNOWN_ARCHS[arch] == "cnn" and img_size < MIN_CNN_SIZE:
+        raise AidetectorError(
+            f"{arch} needs images of at least {MIN_CNN_SIZE} px, got {img_size} px; "
+            f"raise data.image_size"
+        )
+    if KNOWN_ARCHS[arch] == "vit":
+        if not patch_size or patch_size <= 0:
+            raise AidetectorError(f"{arch} needs a positive patch_size, got {patch_size}")
+        if img_size % patch_size != 0:
+            raise AidetectorError(
+                f"{arch} cannot take {img_size} px images with {patch_size} px patches: "
+                f"the image size must be a multiple of the patch size"
+            )
+
+
+def build_network(
+    arch: str,
+    img_size: int,
+    num_classes: int = 2,
+    pretrained: bool = False,
+    patch_size: int | None = None,
+    drop_rate: float = 0.0,
+    name: str | None = None,
+    family: str | None = None,
+) -> nn.Module:
+    """Return a timm classifier for arch at img_size; `name`/`family` are descriptive only.
+
+    pretrained=True downloads ImageNet weights from the Hugging Face Hub (needs network);
+    timm resamples the ViT position and patch embeddings to the requested sizes.
+    """
+    validate_network_spec(arch, img_size, patch_size)
+    kwargs: dict[str, object] = {"num_classes": num_classes, "drop_rate": drop_rate}
+    if KNOWN_ARCHS[arch] == "vit":
+        kwargs.update(img_size=img_size, patch_size=patch_size)
+    try:
+        return timm.create_model(arch, pretrained=pretrained, **kwargs)
+    except (OSError, RuntimeError) as error:
+        if pretrained:
+            raise AidetectorError(
+                f"could not load pretrained weights for {arch} ({error}); "
+                f"check network access or set pretrained=false"
+            ) from error
+        raise
+
+
+def count_parameters(network: nn.Module) -> int:
+    """Return the number of trainable parameters."""
+    return sum(p.numel() for p in network.parameters() if p.requires_grad)
+
+
+def network_kwargs(spec: dict[str, object]) -> dict[str, object]:
+    """Strip Hydra keys from a model config node, leaving build_network's arguments."""
+    return {key: value for key, value in spec.items() if not key.startswith("_")}
+

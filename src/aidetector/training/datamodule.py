@@ -1,0 +1,86 @@
+"""LightningDataModule over the decoded uint8 cache written by the prepare stage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from aidetector.data.prepared import load_split
+
+
+class CachedImageDataset(Dataset[tuple[torch.Tensor, int]]):
+    """Serves (uint8 CHW tensor, label) pairs from the cached arrays; no JPEG decoding."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: v2.Transform | None):
+        self.images = images
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = torch.from_numpy(np.array(self.images[index])).permute(2, 0, 1)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+
+class DetectorDataModule(pl.LightningDataModule):
+    """Train/val/test loaders of uint8 images; normalisation happens in the model's preprocessing."""
+
+    def __init__(
+        self,
+        prepared_dir: str | Path,
+        batch_size: int = 128,
+        num_workers: int = 0,
+        hflip: bool = True,
+        rotation_degrees: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.prepared_dir = Path(prepared_dir)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        augmentations: list[v2.Transform] = []
+        if hflip:
+            augmentations.append(v2.RandomHorizontalFlip())
+        if rotation_degrees > 0:
+            augmentations.append(v2.RandomRotation(rotation_degrees))
+        self.train_transform = v2.Compose(augmentations) if augmentations else None
+        self.splits: dict[str, CachedImageDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val", "test"):
+            if split not in self.splits:
+                images, labels = load_split(self.prepared_dir, split)
+                transform = self.train_transform if split == "train" else None
+                self.splits[split] = CachedImageDataset(images, labels, transform)
+
+    def train_labels(self) -> np.ndarray:
+        """Return the training labels (for class weights)."""
+        self.setup("fit")
+        return np.asarray(self.splits["train"].labels)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[tuple[torch.Tensor, int]]:
+        return DataLoader(
+            self.splits[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader[tuple[torch.Tensor, int]]:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader[tuple[torch.Tensor, int]]:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader[tuple[torch.Tensor, int]]:
+        return self._loader("test", shuffle=False)

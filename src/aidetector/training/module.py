@@ -1,0 +1,112 @@
+"""LightningModule: preprocessing + network, cross-entropy loss, namespaced metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    BinaryAccuracy,
+    BinaryAUROC,
+    MulticlassF1Score,
+)
+
+from aidetector.preprocessing import Preprocessing
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+FAKE = 1
+
+
+def class_balanced_weights(labels: torch.Tensor, num_classes: int = 2) -> torch.Tensor:
+    """Return inverse-frequency class weights (mean 1) for an imbalanced label set."""
+    counts = torch.bincount(labels, minlength=num_classes).float().clamp(min=1)
+    return counts.sum() / (num_classes * counts)
+
+
+class DetectorModule(pl.LightningModule):
+    """Binary REAL/FAKE classifier; takes uint8 NCHW batches and normalises them itself."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        preprocessing: Preprocessing,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        class_weights: torch.Tensor | None = None,
+        class_weighted_loss: bool = False,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.preprocessing = preprocessing
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        weights = class_weights if class_weighted_loss else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+        metrics = MetricCollection(
+            {
+                "acc": BinaryAccuracy(),
+                "auc": BinaryAUROC(),
+                "f1": MulticlassF1Score(num_classes=2, average=None),
+            }
+        )
+        # Keys are suffixed: nn.Module already has a `train` attribute.
+        self.stage_metrics = nn.ModuleDict(
+            {f"{stage}_metrics": metrics.clone(prefix=f"{stage}/") for stage in ("train", "val", "test")}
+        )
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Return logits for a uint8 (N, 3, H, W) batch."""
+        return self.net(self.preprocessing(images))
+
+    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = self.loss_fn(logits, labels)
+        prob_fake = logits.float().softmax(dim=1)[:, FAKE]
+        collection = self.stage_metrics[f"{stage}_metrics"]
+        collection["acc"].update(prob_fake, labels)
+        collection["auc"].update(prob_fake, labels)
+        collection["f1"].update(logits, labels)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 batch_size=len(labels), sync_dist=stage != "train")
+        return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        collection = self.stage_metrics[f"{stage}_metrics"]
+        values = collection.compute()
+        f1 = values.pop(f"{stage}/f1")
+        values[f"{stage}/f1_real"], values[f"{stage}/f1_fake"] = f1[0], f1[1]
+        self.log_dict(values, prog_bar=stage != "train")
+        collection.reset()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        total_steps = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

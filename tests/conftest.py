@@ -1,0 +1,61 @@
+"""Shared fixtures: the project root, and configs composed from the real conf/ then shrunk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+
+from aidetector.config import compose_config
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CIFAKE_TRAIN = PROJECT_ROOT.parent / "shared" / "data" / "cifake" / "train"
+
+
+@pytest.fixture
+def in_project_root() -> Iterator[Path]:
+    """Run the test from the project root (conf/ and params.yaml are found relative to it)."""
+    previous = Path.cwd()
+    os.chdir(PROJECT_ROOT)
+    try:
+        yield PROJECT_ROOT
+    finally:
+        os.chdir(previous)
+
+
+def tiny_config(tmp_path: Path, *overrides: str) -> DictConfig:
+    """Compose the real config, then point every output under tmp_path and shrink the run."""
+    previous = Path.cwd()
+    os.chdir(PROJECT_ROOT)
+    try:
+        cfg = compose_config(
+            [
+                f"demo.root={tmp_path}/raw",
+                "demo.n_per_class=40",
+                f"paths.prepared={tmp_path}/prepared",
+                f"paths.models={tmp_path}/models",
+                f"paths.checkpoints={tmp_path}/checkpoints",
+                f"paths.train_reports={tmp_path}/reports/train",
+                f"paths.eval_reports={tmp_path}/reports/eval",
+                f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+                f"mlflow.artifact_root={tmp_path}/mlartifacts",
+                "trainer.max_epochs=1",
+                "trainer.enable_progress_bar=false",
+                "datamodule.batch_size=16",
+                "evaluate.latency_samples=5",
+                "evaluate.latency_warmup=1",
+                *overrides,
+            ]
+        )
+    finally:
+        os.chdir(previous)
+    return cfg
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests use their own stores; never a tracking server from the developer's shell."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

@@ -1,0 +1,44 @@
+"""The model factory: every variant builds and gives (N, 2) logits at 32 and 224 px."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from aidetector.errors import AidetectorError
+from aidetector.models.factory import build_network, count_parameters
+
+VARIANTS = {
+    "resnet18": {"arch": "resnet18"},
+    "vit_tiny": {"arch": "vit_tiny_patch16_224"},
+    "vit_small": {"arch": "vit_small_patch16_224"},
+    "vit_base": {"arch": "vit_base_patch16_224"},
+}
+
+
+@pytest.mark.parametrize("img_size", [32, 224])
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_variant_outputs_two_logits(variant: str, img_size: int) -> None:
+    spec = dict(VARIANTS[variant])
+    if variant.startswith("vit"):
+        spec["patch_size"] = 4 if img_size == 32 else 16
+    network = build_network(img_size=img_size, **spec).eval()
+    with torch.no_grad():
+        logits = network(torch.randn(2, 3, img_size, img_size))
+    assert logits.shape == (2, 2)
+    assert count_parameters(network) > 1_000_000
+
+
+def test_vit_rejects_size_not_divisible_by_patch() -> None:
+    with pytest.raises(AidetectorError, match="multiple of the patch size"):
+        build_network(arch="vit_tiny_patch16_224", img_size=30, patch_size=4)
+
+
+def test_resnet_rejects_too_small_images() -> None:
+    with pytest.raises(AidetectorError, match="at least 32 px"):
+        build_network(arch="resnet18", img_size=16)
+
+
+def test_unknown_architecture_names_the_choices() -> None:
+    with pytest.raises(AidetectorError, match="unknown model architecture 'vgg11'.*resnet18"):
+        build_network(arch="vgg11", img_size=32)
