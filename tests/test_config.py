@@ -49,10 +49,12 @@ def test_no_hydra_runtime_interpolations_in_conf(in_project_root: Path) -> None:
 
 
 def test_unknown_model_lists_the_choices(in_project_root: Path) -> None:
-    with pytest.raises(AidetectorError, match="unknown model 'resnet999'; choose one of: .*vit_tiny"):
+    with pytest.raises(
+        AidetectorError, match=r"unknown model 'resnet999'; choose one of: .*vit_tiny"
+    ):
         compose_config(["model=resnet999"])
 
 
 def test_folder_data_requires_a_root(in_project_root: Path) -> None:
-    with pytest.raises(AidetectorError, match="data.root is required"):
+    with pytest.raises(AidetectorError, match=r"data\.root is required"):
         compose_config(["data=folder"])

@@ -26,7 +26,9 @@ def cmd_demo_data(cfg: DictConfig, args: argparse.Namespace) -> None:
     from aidetector.data.demo import generate_demo_dataset
 
     root = Path(cfg.demo.root)
-    generate_demo_dataset(root, int(cfg.demo.n_per_class), int(cfg.demo.image_size), int(cfg.demo.seed))
+    generate_demo_dataset(
+        root, int(cfg.demo.n_per_class), int(cfg.demo.image_size), int(cfg.demo.seed)
+    )
     print(f"wrote {2 * int(cfg.demo.n_per_class)} demo images to {root}")
 
 
@@ -46,8 +48,21 @@ def cmd_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
     out_dir = Path(cfg.paths.prepared)
     write_prepared(dataset, out_dir)
     report = json.loads((out_dir / "report.json").read_text())
-    print(json.dumps({k: report[k] for k in ("split_counts", "skipped_total", "duplicates",
-                                             "cross_split_duplicates", "data_hash")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: report[k]
+                for k in (
+                    "split_counts",
+                    "skipped_total",
+                    "duplicates",
+                    "cross_split_duplicates",
+                    "data_hash",
+                )
+            },
+            indent=2,
+        )
+    )
 
 
 def _selected_models(cfg: DictConfig, args: argparse.Namespace) -> list[str]:
@@ -103,8 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, evaluate and ship real-vs-AI-generated image detectors.",
         epilog="Overrides use Hydra syntax, e.g. model=vit_small trainer.max_epochs=5.",
     )
-    parser.add_argument("--params", default="params.yaml", help="composed config (default: %(default)s)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs and tracebacks")
+    parser.add_argument(
+        "--params", default="params.yaml", help="composed config (default: %(default)s)"
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show debug logs and tracebacks"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -120,7 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user errors print one line and return a non-zero exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    # Only our own logger: Lightning, MLflow and DVC configure theirs.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     command, _ = COMMANDS[args.command]
     try:
         overrides = list(args.overrides)

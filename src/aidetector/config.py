@@ -32,7 +32,9 @@ def _explain_hydra_error(error: HydraException, overrides: list[str], config_dir
 def compose_config(overrides: list[str], config_dir: Path = CONFIG_DIR) -> DictConfig:
     """Compose conf/config.yaml with Hydra overrides, resolved, as DVC would."""
     if not (config_dir / "config.yaml").is_file():
-        raise AidetectorError(f"no Hydra config at {config_dir}/config.yaml; run from the project root")
+        raise AidetectorError(
+            f"no Hydra config at {config_dir}/config.yaml; run from the project root"
+        )
     try:
         with initialize_config_dir(str(config_dir.resolve()), version_base=None):
             cfg = compose(config_name="config", overrides=overrides)

@@ -40,5 +40,5 @@ def test_resnet_rejects_too_small_images() -> None:
 
 
 def test_unknown_architecture_names_the_choices() -> None:
-    with pytest.raises(AidetectorError, match="unknown model architecture 'vgg11'.*resnet18"):
+    with pytest.raises(AidetectorError, match=r"unknown model architecture 'vgg11'.*resnet18"):
         build_network(arch="vgg11", img_size=32)

@@ -63,13 +63,17 @@ def predict_fp16(
             return predict_prob_fake(upcast, preprocessing, images, batch_size)
 
 
-def evaluate_model(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, cfg: DictConfig) -> EvaluationResult:
+def evaluate_model(
+    loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, cfg: DictConfig
+) -> EvaluationResult:
     """Return test metrics of a loaded FP32 model and of its FP16 copy."""
     batch_size = int(cfg.batch_size)
     network, preprocessing = loaded.network, loaded.preprocessing
     prob_fake = predict_prob_fake(network, preprocessing, images, batch_size)
     metrics = classification_metrics(labels, prob_fake)
-    fp16_metrics = classification_metrics(labels, predict_fp16(network, preprocessing, images, batch_size))
+    fp16_metrics = classification_metrics(
+        labels, predict_fp16(network, preprocessing, images, batch_size)
+    )
     metrics["fp16_accuracy"] = fp16_metrics["accuracy"]
     metrics["fp16_f1_fake"] = fp16_metrics["f1_fake"]
     metrics["fp16_accuracy_delta"] = fp16_metrics["accuracy"] - metrics["accuracy"]
@@ -110,10 +114,16 @@ def write_evaluation_outputs(result: EvaluationResult, cfg: DictConfig, model_na
     return out_dir
 
 
-def log_to_training_run(cfg: DictConfig, model_name: str, metrics: dict[str, float], out_dir: Path) -> None:
+def log_to_training_run(
+    cfg: DictConfig, model_name: str, metrics: dict[str, float], out_dir: Path
+) -> None:
     """Add test metrics and plots to the model's MLflow training run, if that run still exists."""
     summary_path = Path(cfg.paths.models) / model_name / "train_summary.json"
-    run_id = json.loads(summary_path.read_text()).get("mlflow_run_id") if summary_path.is_file() else None
+    run_id = (
+        json.loads(summary_path.read_text()).get("mlflow_run_id")
+        if summary_path.is_file()
+        else None
+    )
     if not run_id:
         return
     client = MlflowClient(tracking_uri(cfg))

@@ -8,10 +8,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from aidetector import CLASS_NAMES  # noqa: E402
+from aidetector import CLASS_NAMES
 
 
 def write_rows_csv(rows: list[dict[str, object]], path: Path) -> None:

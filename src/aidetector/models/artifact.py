@@ -68,7 +68,8 @@ def save_model_dir(
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = PRECISIONS[precision]
     state = {
-        key: tensor.detach().to("cpu", dtype=dtype if tensor.is_floating_point() else None)
+        key: tensor.detach()
+        .to("cpu", dtype=dtype if tensor.is_floating_point() else None)
         .contiguous()
         .clone()
         for key, tensor in network.state_dict().items()
@@ -121,12 +122,12 @@ def load_model_dir(
         raise AidetectorError(f"{model_dir}: weights file {weights_path.name} is missing")
     expected = config.get("weights_sha256")
     if expected and file_sha256(weights_path) != expected:
-        raise AidetectorError(
-            f"{weights_path} is corrupt: its sha256 does not match config.yaml"
-        )
+        raise AidetectorError(f"{weights_path} is corrupt: its sha256 does not match config.yaml")
     network = build_network(**{**config["network"], "pretrained": False})
     state = load_file(str(weights_path))
-    network.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    network.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    )
     target = dtype or PRECISIONS[config.get("precision", "fp32")]
     network = network.to(device=device, dtype=target).eval()
     metrics_path = model_dir / METRICS_FILE

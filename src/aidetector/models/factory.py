@@ -78,4 +78,3 @@ def count_parameters(network: nn.Module) -> int:
 def network_kwargs(spec: dict[str, object]) -> dict[str, object]:
     """Strip Hydra keys from a model config node, leaving build_network's arguments."""
     return {key: value for key, value in spec.items() if not key.startswith("_")}
-

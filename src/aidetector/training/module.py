@@ -57,7 +57,10 @@ class DetectorModule(pl.LightningModule):
         )
         # Keys are suffixed: nn.Module already has a `train` attribute.
         self.stage_metrics = nn.ModuleDict(
-            {f"{stage}_metrics": metrics.clone(prefix=f"{stage}/") for stage in ("train", "val", "test")}
+            {
+                f"{stage}_metrics": metrics.clone(prefix=f"{stage}/")
+                for stage in ("train", "val", "test")
+            }
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -73,8 +76,15 @@ class DetectorModule(pl.LightningModule):
         collection["acc"].update(prob_fake, labels)
         collection["auc"].update(prob_fake, labels)
         collection["f1"].update(logits, labels)
-        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 batch_size=len(labels), sync_dist=stage != "train")
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+            sync_dist=stage != "train",
+        )
         return loss
 
     def _log_epoch(self, stage: str) -> None:
@@ -85,7 +95,9 @@ class DetectorModule(pl.LightningModule):
         self.log_dict(values, prog_bar=stage != "train")
         collection.reset()
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         return self._step(batch, "train")
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
@@ -109,4 +121,7 @@ class DetectorModule(pl.LightningModule):
             return optimizer
         total_steps = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -67,9 +67,9 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
     spec = model_spec(cfg, model_name)
     pl.seed_everything(int(cfg.seed), workers=True)
     preprocessing = preprocessing_from_config(cfg.data)
+    net = instantiate(spec)  # first: a bad architecture or size fails before any data loads
     datamodule = instantiate(cfg.datamodule)
     labels = torch.from_numpy(datamodule.train_labels())
-    net = instantiate(spec)
     # _partial_ keeps the objects below out of OmegaConf (which would turn them into configs).
     module: DetectorModule = instantiate(cfg.module, _partial_=True)(
         net=net,
@@ -110,8 +110,15 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
         LearningRateMonitor(logging_interval="epoch"),
         history,
     ]
+    trainer_overrides: dict[str, Any] = {}
+    if cfg.trainer.get("sync_batchnorm") and cfg.trainer.accelerator == "cpu":
+        trainer_overrides["sync_batchnorm"] = False  # SyncBatchNorm needs CUDA; gloo DDP on CPU
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=logger, default_root_dir=str(checkpoint_dir)
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        default_root_dir=str(checkpoint_dir),
+        **trainer_overrides,
     )
     last = checkpoint_dir / "last.ckpt"
     resume_from = str(last) if cfg.callbacks.resume and last.is_file() else None

@@ -1,0 +1,71 @@
+"""Strict decoding of one image file: its pixels and content hash, or why it was skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from aidetector.preprocessing import open_rgb, resize_to_array
+
+SKIP_REASONS: tuple[str, ...] = (
+    "empty",
+    "not_an_image",
+    "corrupt_or_truncated",
+    "too_large",
+    "unreadable",
+)
+_IMAGE_SIGNATURES: tuple[bytes, ...] = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"RIFF",  # WebP
+    b"II*\x00",  # TIFF, little-endian
+    b"MM\x00*",  # TIFF, big-endian
+)
+
+
+@contextmanager
+def strict_decoding() -> Iterator[None]:
+    """Within the block, truncated images fail and decompression-bomb warnings raise."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def decode_file(path: Path, image_size: int) -> tuple[np.ndarray, str] | str:
+    """Return (resized pixels, sha256 of the original RGB pixels), or the reason to skip.
+
+    Call it inside strict_decoding(), which makes truncated files and decompression bombs fail.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return "unreadable"
+    if not data:
+        return "empty"
+    try:
+        image = open_rgb(data)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
+        return "too_large"
+    except UnidentifiedImageError:
+        # A cut-off header is unidentifiable too; the magic bytes tell it from a non-image.
+        return "corrupt_or_truncated" if data.startswith(_IMAGE_SIGNATURES) else "not_an_image"
+    # Pillow's decoders raise many exception types on malformed data; all mean a bad file.
+    except Exception:
+        return "corrupt_or_truncated"
+    digest = hashlib.sha256(f"{image.width}x{image.height}\n".encode())
+    digest.update(image.tobytes())
+    return resize_to_array(image, image_size), digest.hexdigest()

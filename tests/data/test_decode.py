@@ -1,0 +1,55 @@
+"""Tests for aidetector.data.decode: the reason a bad file is skipped."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from aidetector.data.decode import decode_file, strict_decoding
+
+
+def _jpeg_bytes() -> bytes:
+    """Return a small noisy JPEG."""
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.3, 0.5, 0.7, 0.95])
+def test_a_jpeg_cut_anywhere_is_corrupt_or_truncated(tmp_path: Path, keep: float) -> None:
+    data = _jpeg_bytes()
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(data[: int(len(data) * keep)])
+
+    with strict_decoding():
+        assert decode_file(path, 8) == "corrupt_or_truncated"
+
+
+def test_text_is_not_an_image_and_a_valid_file_gives_pixels_and_hash(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_text("hello")
+    (tmp_path / "b.jpg").write_bytes(_jpeg_bytes())
+
+    with strict_decoding():
+        assert decode_file(tmp_path / "a.jpg", 8) == "not_an_image"
+        pixels, digest = decode_file(tmp_path / "b.jpg", 8)
+
+    assert pixels.shape == (8, 8, 3) and pixels.dtype == np.uint8 and len(digest) == 64
+
+
+def test_strict_decoding_restores_the_global_pillow_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+
+    with strict_decoding():
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+        with pytest.raises(Image.DecompressionBombWarning):
+            warnings.warn("big", Image.DecompressionBombWarning, stacklevel=1)
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True

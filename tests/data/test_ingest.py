@@ -1,0 +1,299 @@
+"""Tests for aidetector.data.ingest: validation, deduplication, leakage, splits and storage."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from aidetector.data.ingest import SplitRatios, ingest_image_folder, read_manifest, write_prepared
+from aidetector.errors import AidetectorError
+
+SIZE = 8
+CIFAKE_TRAIN = Path(__file__).resolve().parents[3] / "shared/data/cifake/train"
+
+
+def _pixels(seed: int, size: int = SIZE) -> np.ndarray:
+    """Return a random RGB image; distinct seeds give distinct content."""
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def _save(path: Path, pixels: np.ndarray, fmt: str = "PNG") -> Path:
+    """Save pixels to path (parents created) and return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format=fmt)
+    return path
+
+
+def _fill(folder: Path, count: int, first_seed: int) -> None:
+    """Write count distinct PNGs into folder."""
+    for i in range(count):
+        _save(folder / f"img_{i:03d}.png", _pixels(first_seed + i))
+
+
+def _flat(root: Path, real: int = 10, fake: int = 10) -> Path:
+    """Create ROOT/REAL and ROOT/FAKE with distinct images and return ROOT."""
+    _fill(root / "REAL", real, 0)
+    _fill(root / "FAKE", fake, 10_000)
+    return root
+
+
+def _hashes(dataset: object) -> dict[str, list[str]]:
+    """Return the content hashes per split."""
+    return {name: split.hashes for name, split in dataset.splits.items()}  # type: ignore[attr-defined]
+
+
+def test_bad_files_are_skipped_and_counted_per_class_and_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _flat(tmp_path / "data", real=4, fake=4)
+    jpeg = io.BytesIO()
+    Image.fromarray(_pixels(99, 24)).save(jpeg, format="JPEG", quality=90)
+    (root / "REAL" / "truncated.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    (root / "REAL" / "notes.jpg").write_text("this is not an image\n")
+    (root / "FAKE" / "empty.png").write_bytes(b"")
+    # Over MAX_IMAGE_PIXELS Pillow warns, over twice that it raises: both are too large.
+    _save(root / "FAKE" / "big.png", _pixels(98, 40))
+    _save(root / "FAKE" / "bomb.png", _pixels(97, 64))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 30 * 30)
+    # A truncated file must fail even if someone enabled lenient loading process-wide.
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+
+    report = ingest_image_folder(root, SIZE, SplitRatios(0.5, 0.25, 0.25), seed=0).report
+
+    assert report.scanned == {"REAL": 6, "FAKE": 7}
+    assert report.kept == {"REAL": 4, "FAKE": 4}
+    assert report.skipped["REAL"]["corrupt_or_truncated"] == 1
+    assert report.skipped["REAL"]["not_an_image"] == 1
+    assert report.skipped["FAKE"]["empty"] == 1
+    assert report.skipped["FAKE"]["too_large"] == 2
+    assert report.skipped_total == 5
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # restored after ingest
+
+
+def test_duplicate_with_spaces_and_parentheses_in_name_is_removed_and_counted(
+    tmp_path: Path,
+) -> None:
+    root = _flat(tmp_path / "data")
+    original = _save(root / "REAL" / "1000.jpg", _pixels(500, 16), fmt="JPEG")
+    shutil.copy(original, root / "REAL" / "1000 (9).jpg")
+    # The same decoded pixels stored losslessly in another format are the same picture.
+    Image.open(original).convert("RGB").save(root / "REAL" / "1000 (2).png")
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(), seed=0)
+
+    assert dataset.report.duplicates == 2
+    assert dataset.report.kept["REAL"] == 11
+    sources = [s for split in dataset.splits.values() for s in split.sources]
+    assert [s for s in sources if s.startswith("REAL/1000")] == ["REAL/1000 (2).png"]
+    write_prepared(dataset, tmp_path / "out")
+    with (tmp_path / "out" / "manifest.csv").open(newline="") as handle:
+        assert "REAL/1000 (2).png" in {row["source"] for row in csv.DictReader(handle)}
+
+
+def test_same_image_under_both_classes_is_dropped_as_label_conflict(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data")
+    shutil.copy(root / "REAL" / "img_000.png", root / "FAKE" / "stolen.png")
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(), seed=0)
+
+    assert dataset.report.label_conflicts == 2
+    assert dataset.report.kept == {"REAL": 9, "FAKE": 10}
+    sources = {s for split in dataset.splits.values() for s in split.sources}
+    assert "REAL/img_000.png" not in sources and "FAKE/stolen.png" not in sources
+
+
+def test_test_image_also_in_train_stays_in_test_only_and_is_counted(tmp_path: Path) -> None:
+    root = tmp_path / "cifake"
+    _fill(root / "train" / "REAL", 8, 0)
+    _fill(root / "train" / "FAKE", 8, 100)
+    _fill(root / "test" / "REAL", 2, 200)
+    _fill(root / "test" / "FAKE", 2, 300)
+    shutil.copy(root / "test" / "REAL" / "img_000.png", root / "train" / "REAL" / "0 (1).png")
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(0.75, 0.25, 0.0), seed=0)
+
+    report = dataset.report
+    assert report.source_has_test and report.cross_split_duplicates == 1
+    assert report.duplicates == 0
+    assert dataset.splits["test"].sources == [
+        "test/REAL/img_000.png",
+        "test/REAL/img_001.png",
+        "test/FAKE/img_000.png",
+        "test/FAKE/img_001.png",
+    ]
+    train_val = dataset.splits["train"].sources + dataset.splits["val"].sources
+    assert (
+        all(s.startswith("train/") for s in train_val) and "train/REAL/0 (1).png" not in train_val
+    )
+    assert report.split_counts["val"] == {"REAL": 2, "FAKE": 2}
+
+
+@pytest.mark.parametrize("with_test", [False, True])
+def test_no_content_hash_appears_in_two_splits(tmp_path: Path, with_test: bool) -> None:
+    rng = np.random.default_rng(7)
+    root = tmp_path / "data"
+    sources = ["train", "test"] if with_test else ["."]
+    seeds = rng.integers(0, 60, size=160)  # many repeats, within and across folders/classes
+    for i, seed in enumerate(seeds):
+        source, name = rng.choice(sources), rng.choice(["REAL", "FAKE"])
+        _save(root / source / name / f"x {i} ({seed}).png", _pixels(int(seed)))
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(0.6, 0.2, 0.2), seed=3)
+
+    seen: dict[str, str] = {}
+    for split, hashes in _hashes(dataset).items():
+        assert len(set(hashes)) == len(hashes)
+        for content_hash in hashes:
+            assert seen.setdefault(content_hash, split) == split
+    report = dataset.report
+    removed = report.duplicates + report.cross_split_duplicates + report.label_conflicts
+    assert sum(report.kept.values()) + removed == len(seeds)
+
+
+@pytest.mark.parametrize(("real", "fake"), [(37, 23), (3, 40)])
+def test_class_proportions_per_split_match_ratios_within_one_image(
+    tmp_path: Path, real: int, fake: int
+) -> None:
+    ratios = SplitRatios(0.6, 0.25, 0.15)
+    dataset = ingest_image_folder(_flat(tmp_path / "d", real, fake), SIZE, ratios, seed=1)
+
+    for name, total in (("REAL", real), ("FAKE", fake)):
+        for split, ratio in ratios.to_dict().items():
+            count = dataset.report.split_counts[split][name]
+            assert count >= 1 and abs(count - ratio * total) <= 1, (split, name, count)
+
+
+def test_too_few_images_or_a_zero_test_ratio_without_test_folder_raise(tmp_path: Path) -> None:
+    with pytest.raises(AidetectorError, match="at least 3") as error:
+        ingest_image_folder(_flat(tmp_path / "few", 2, 5), SIZE, SplitRatios(), seed=0)
+    assert str(tmp_path / "few" / "REAL") in str(error.value)
+    with pytest.raises(AidetectorError, match="no test/ folder"):
+        ingest_image_folder(_flat(tmp_path / "zero"), SIZE, SplitRatios(0.8, 0.2, 0.0), seed=0)
+
+
+def test_writing_twice_gives_byte_identical_files_and_the_same_data_hash(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data")
+    outputs = []
+    for attempt in ("a", "b"):
+        dataset = ingest_image_folder(root, SIZE, SplitRatios(), seed=5)
+        write_prepared(dataset, tmp_path / attempt)
+        outputs.append({p.name: p.read_bytes() for p in sorted((tmp_path / attempt).iterdir())})
+
+    assert outputs[0] == outputs[1]
+    assert {"train_images.npy", "val_labels.npy", "manifest.csv", "report.json"} <= set(outputs[0])
+    manifest = read_manifest(tmp_path / "a")
+    assert manifest["data_hash"] == dataset.data_hash and manifest["image_size"] == SIZE
+    assert manifest["counts"] == dataset.report.split_counts
+
+
+def test_changing_one_image_or_the_seed_changes_the_data_hash(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data")
+    before = ingest_image_folder(root, SIZE, SplitRatios(), seed=0).data_hash
+    pixels = _pixels(4)
+    pixels[0, 0] ^= 1
+    _save(root / "REAL" / "img_004.png", pixels)
+
+    after = ingest_image_folder(root, SIZE, SplitRatios(), seed=0).data_hash
+    reseeded = ingest_image_folder(root, SIZE, SplitRatios(), seed=1).data_hash
+
+    assert len({before, after, reseeded}) == 3
+
+
+def _missing_root(tmp_path: Path) -> tuple[Path, Path]:
+    return tmp_path / "missing", tmp_path / "missing"
+
+
+def _no_class_folders(tmp_path: Path) -> tuple[Path, Path]:
+    _fill(tmp_path / "images", 3, 0)
+    return tmp_path, tmp_path
+
+
+def _only_real(tmp_path: Path) -> tuple[Path, Path]:
+    _fill(tmp_path / "REAL", 3, 0)
+    return tmp_path, tmp_path / "FAKE"
+
+
+def _empty_fake(tmp_path: Path) -> tuple[Path, Path]:
+    _fill(tmp_path / "REAL", 3, 0)
+    (tmp_path / "FAKE").mkdir()
+    (tmp_path / "FAKE" / ".DS_Store").write_bytes(b"\0")
+    return tmp_path, tmp_path / "FAKE"
+
+
+def _unreadable_fake(tmp_path: Path) -> tuple[Path, Path]:
+    _fill(tmp_path / "train" / "REAL", 3, 0)
+    (tmp_path / "train" / "FAKE").mkdir(parents=True)
+    (tmp_path / "train" / "FAKE" / "broken.png").write_text("nope")
+    return tmp_path, tmp_path / "train" / "FAKE"
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (_missing_root, "does not exist"),
+        (_no_class_folders, "expected REAL/ and FAKE/ or train/REAL/, train/FAKE/"),
+        (_only_real, "is missing"),
+        (_empty_fake, "no readable images"),
+        (_unreadable_fake, "no readable images"),
+    ],
+)
+def test_unusable_folders_raise_a_one_line_error_naming_the_path(
+    tmp_path: Path, build: Callable[[Path], tuple[Path, Path]], message: str
+) -> None:
+    root, named = build(tmp_path)
+
+    with pytest.raises(AidetectorError, match=message) as error:
+        ingest_image_folder(root, SIZE, SplitRatios(), seed=0)
+
+    assert str(named) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_greyscale_palette_rgba_and_16bit_inputs_become_rgb_uint8(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data", real=0, fake=3)
+    (root / "REAL").mkdir()
+    grey = np.random.default_rng(1).integers(0, 256, (3, 10, 12), dtype=np.uint8)
+    Image.fromarray(grey[0]).save(root / "REAL" / "grey.png")
+    Image.fromarray(_pixels(2, 10)).convert("P").save(root / "REAL" / "palette.png")
+    rgba = np.dstack([_pixels(3, 10), np.full((10, 10), 128, np.uint8)])
+    Image.fromarray(rgba).save(root / "REAL" / "alpha.png")
+    Image.fromarray(grey[1].astype(np.uint16) * 200).save(root / "REAL" / "deep.png")
+    (root / "REAL" / ".hidden.png").write_bytes(b"ignored")
+    _save(root / "REAL" / "nested" / "not_scanned.png", _pixels(3))
+
+    dataset = ingest_image_folder(root, 6, SplitRatios(0.5, 0.25, 0.25), seed=0)
+
+    assert dataset.report.scanned["REAL"] == 4 and dataset.report.skipped_total == 0
+    assert Image.open(root / "REAL" / "deep.png").mode.startswith("I")
+    assert Image.open(root / "REAL" / "palette.png").mode == "P"
+    for split in dataset.splits.values():
+        assert split.images.dtype == np.uint8 and split.images.shape[1:] == (6, 6, 3)
+
+
+@pytest.mark.real_data
+def test_ingests_a_cifake_sample_with_spaces_and_parentheses_in_names(tmp_path: Path) -> None:
+    if not CIFAKE_TRAIN.is_dir():
+        pytest.skip(f"CIFAKE sample not available at {CIFAKE_TRAIN}")
+    root = tmp_path / "cifake"
+    for name in ("REAL", "FAKE"):
+        (root / name).mkdir(parents=True)
+        for path in sorted((CIFAKE_TRAIN / name).iterdir())[:150]:
+            shutil.copy(path, root / name / path.name)
+
+    dataset = ingest_image_folder(root, 32, SplitRatios(), seed=0)
+
+    report = dataset.report
+    assert report.scanned == {"REAL": 150, "FAKE": 150} and report.skipped_total == 0
+    removed = report.duplicates + report.label_conflicts
+    assert sum(report.kept.values()) + removed == 300
+    sources = [s for split in dataset.splits.values() for s in split.sources]
+    assert any(" (" in s for s in sources)
+    all_hashes = [h for hashes in _hashes(dataset).values() for h in hashes]
+    assert len(all_hashes) == len(set(all_hashes))
+    assert dataset.splits["train"].images.shape[1:] == (32, 32, 3)

@@ -1,0 +1,87 @@
+"""The model directory: safetensors + config.yaml round trip, FP16 copies, corruption detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from aidetector.errors import AidetectorError
+from aidetector.evaluation.predict import predict_prob_fake
+from aidetector.models.artifact import load_model_dir, read_model_config, save_model_dir
+from aidetector.models.factory import build_network
+from aidetector.preprocessing import Preprocessing
+
+SPEC = {
+    "name": "vit_tiny",
+    "family": "vit",
+    "arch": "vit_tiny_patch16_224",
+    "img_size": 32,
+    "patch_size": 8,
+    "num_classes": 2,
+    "pretrained": False,
+}
+
+
+@pytest.fixture
+def exported(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
+    torch.manual_seed(0)
+    network = build_network(**SPEC).eval()
+    preprocessing = Preprocessing(image_size=32, equalize=True)
+    save_model_dir(network, SPEC, preprocessing, tmp_path / "model", metrics={"accuracy": 0.9})
+    return network, tmp_path / "model"
+
+
+def test_round_trip_gives_identical_predictions(exported: tuple[torch.nn.Module, Path]) -> None:
+    network, model_dir = exported
+    loaded = load_model_dir(model_dir)
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    expected = predict_prob_fake(network, loaded.preprocessing, images)
+    np.testing.assert_array_equal(
+        predict_prob_fake(loaded.network, loaded.preprocessing, images), expected
+    )
+    assert loaded.preprocessing.equalize is True
+    assert loaded.metrics == {"accuracy": 0.9}
+
+
+def test_directory_holds_no_pickle(exported: tuple[torch.nn.Module, Path]) -> None:
+    _, model_dir = exported
+    assert sorted(p.name for p in model_dir.iterdir()) == [
+        "config.yaml",
+        "metrics.json",
+        "model.safetensors",
+    ]
+    config = read_model_config(model_dir)
+    assert config["class_names"] == ["REAL", "FAKE"]
+    assert config["network"]["arch"] == "vit_tiny_patch16_224"
+
+
+def test_fp16_copy_stores_half_weights_and_stays_close(
+    tmp_path: Path, exported: tuple[torch.nn.Module, Path]
+) -> None:
+    network, _ = exported
+    save_model_dir(network, SPEC, Preprocessing(image_size=32), tmp_path / "fp16", precision="fp16")
+    loaded = load_model_dir(tmp_path / "fp16")
+    assert loaded.precision == "fp16"
+    assert next(loaded.network.parameters()).dtype == torch.float16
+    images = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    fp32 = predict_prob_fake(network, Preprocessing(image_size=32), images)
+    fp16 = predict_prob_fake(loaded.network, loaded.preprocessing, images)
+    np.testing.assert_allclose(fp16, fp32, atol=5e-3)
+
+
+def test_corrupt_weights_are_rejected(exported: tuple[torch.nn.Module, Path]) -> None:
+    _, model_dir = exported
+    weights = model_dir / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(AidetectorError, match="corrupt"):
+        load_model_dir(model_dir)
+
+
+def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(AidetectorError, match=r"config\.yaml is missing"):
+        load_model_dir(tmp_path)

@@ -1,0 +1,92 @@
+"""The CLI: --help works, and user errors give one line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import PROJECT_ROOT
+
+
+def run_cli(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    """Run `aidetector ARGS` as a user would and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "aidetector.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def write_images(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        Image.new("RGB", (32, 32), (index * 7 % 255, 40, 90)).save(folder / f"{index}.png")
+
+
+def test_help_lists_the_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("prepare", "train", "evaluate"):
+        assert command in result.stdout
+
+
+def test_missing_data_root(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    result = run_cli(
+        "prepare", "data=folder", f"data.root={missing}", f"paths.prepared={tmp_path}/p"
+    )
+    assert_one_line_error(result, str(missing))
+
+
+def test_empty_class_folder(tmp_path: Path) -> None:
+    write_images(tmp_path / "REAL", 6)
+    (tmp_path / "FAKE").mkdir()
+    result = run_cli(
+        "prepare", "data=folder", f"data.root={tmp_path}", f"paths.prepared={tmp_path}/p"
+    )
+    assert_one_line_error(result, "FAKE")
+
+
+def test_folder_with_only_one_class(tmp_path: Path) -> None:
+    write_images(tmp_path / "REAL", 6)
+    result = run_cli(
+        "prepare", "data=folder", f"data.root={tmp_path}", f"paths.prepared={tmp_path}/p"
+    )
+    assert_one_line_error(result, "FAKE")
+
+
+def test_unknown_model_name() -> None:
+    result = run_cli("train", "model=resnet999")
+    assert_one_line_error(result, "unknown model 'resnet999'", "vit_small")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model=resnet18", "data.image_size=16", "demo.image_size=16"], "at least 32 px"),
+        (
+            ["model=vit_tiny", "data.image_size=30", "demo.image_size=30"],
+            "multiple of the patch size",
+        ),
+    ],
+)
+def test_image_size_the_model_cannot_take(
+    tmp_path: Path, overrides: list[str], message: str
+) -> None:
+    result = run_cli("train", *overrides, f"paths.prepared={tmp_path}/missing")
+    assert_one_line_error(result, message)

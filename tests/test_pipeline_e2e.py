@@ -1,0 +1,105 @@
+"""End to end: `dvc repro` on tiny demo data in a temporary copy of the repository."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "demo.n_per_class=30",
+    "trainer.max_epochs=1",
+    "trainer.enable_progress_bar=false",
+    "datamodule.batch_size=16",
+    "evaluate.latency_samples=5",
+    "evaluate.latency_warmup=1",
+]
+
+
+def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, (
+        f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git repository holding the project's files (what a clone has), with tiny params."""
+    target = tmp_path_factory.mktemp("repo")
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    for relative in listed:
+        source = PROJECT_ROOT / relative
+        if source.is_file():
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / relative)
+    run([sys.executable, "-m", "aidetector.cli", "params", *TINY], target)
+    run(["git", "init", "-q"], target)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], target)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "tiny"], target)
+    return target
+
+
+def dvc(repo: Path, *args: str) -> str:
+    return run([sys.executable, "-m", "dvc", *args], repo).stdout
+
+
+def test_repro_produces_outputs_for_both_model_families(repo_copy: Path) -> None:
+    output = dvc(repo_copy, "repro")
+    for stage in ("demo_data", "prepare", "train@resnet18", "train@vit_tiny", "evaluate@vit_tiny"):
+        assert f"Running stage '{stage}'" in output
+    for model in ("resnet18", "vit_tiny"):
+        model_dir = repo_copy / "models" / model
+        assert (model_dir / "model.safetensors").is_file()
+        assert (model_dir / "config.yaml").is_file()
+        metrics = json.loads((repo_copy / "reports/eval" / model / "metrics.json").read_text())
+        for key in ("accuracy", "f1_fake", "roc_auc", "latency_ms_p95", "fp16_accuracy_delta"):
+            assert key in metrics
+        assert (repo_copy / "reports/eval" / model / "png/confusion_matrix.png").stat().st_size > 0
+    shown = json.loads(dvc(repo_copy, "metrics", "show", "--json"))
+    assert "f1_fake" in json.dumps(shown)
+    assert (repo_copy / "mlflow.db").is_file()
+
+
+def test_second_repro_does_nothing(repo_copy: Path) -> None:
+    output = dvc(repo_copy, "repro")
+    assert "Running stage" not in output
+    assert "up to date" in output.lower()
+
+
+def test_changed_model_param_reruns_only_that_model(repo_copy: Path) -> None:
+    params = repo_copy / "params.yaml"
+    original = params.read_text()
+    params.write_text(
+        original.replace("drop_rate: 0.0", "drop_rate: 0.1", 1)
+    )  # resnet18 comes first
+    try:
+        status = json.loads(dvc(repo_copy, "status", "--json"))
+    finally:
+        params.write_text(original)
+    assert set(status) == {"train@resnet18"}, status
+
+
+def test_exp_run_swaps_the_model_group(repo_copy: Path) -> None:
+    overrides = [arg for override in TINY for arg in ("-S", override)]
+    dvc(repo_copy, "exp", "run", "-S", "model=vit_tiny", *overrides)
+    shown = dvc(repo_copy, "exp", "show", "--json")
+    assert "vit_tiny" in shown

@@ -1,0 +1,92 @@
+"""train(cfg): a tiny real run returns metrics, logs to MLflow, exports, and resumes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from aidetector.cli import cmd_demo_data, cmd_prepare
+from aidetector.models.artifact import load_model_dir
+from aidetector.training.module import class_balanced_weights
+from aidetector.training.outputs import write_training_outputs
+from aidetector.training.train import train
+from conftest import CIFAKE_TRAIN, tiny_config
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    cfg = tiny_config(root)
+    cmd_demo_data(cfg, argparse.Namespace())
+    cmd_prepare(cfg, argparse.Namespace())
+    return root
+
+
+def test_train_returns_metrics_and_logs_the_run(prepared: Path) -> None:
+    cfg = tiny_config(prepared, "model=resnet18", "trainer.max_epochs=2")
+    result = train(cfg, "resnet18")
+    for key in ("test/acc", "test/f1_fake", "test/auc", "num_params"):
+        assert key in result.metrics
+    assert result.metrics["num_params"] == 11_177_538
+    assert [row["epoch"] for row in result.history] == [0.0, 1.0]
+
+    model_dir = write_training_outputs(result, cfg)
+    loaded = load_model_dir(model_dir)
+    assert loaded.config["data_hash"]
+    client = MlflowClient(str(cfg.mlflow.tracking_uri))
+    run = client.get_run(result.run_id)
+    assert run.data.params["model.arch"] == "resnet18"
+    assert run.data.params["trainer.max_epochs"] == "2"
+    assert len(client.get_metric_history(result.run_id, "val/acc")) == 2
+    assert "test/f1_fake" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "model")}
+    assert {"model/model.safetensors", "model/config.yaml"} <= artifacts
+    mlflow.set_tracking_uri(None)
+
+
+def test_resume_continues_from_the_last_checkpoint(prepared: Path) -> None:
+    first = train(tiny_config(prepared, "model=vit_tiny", "trainer.max_epochs=1"), "vit_tiny")
+    assert first.metrics["epochs_trained"] == 1
+    resumed = train(
+        tiny_config(prepared, "model=vit_tiny", "trainer.max_epochs=2", "callbacks.resume=true"),
+        "vit_tiny",
+    )
+    # Only the second epoch ran: the first came from last.ckpt.
+    assert [row["epoch"] for row in resumed.history] == [1.0]
+    assert resumed.metrics["epochs_trained"] == 2
+
+
+def test_class_weights_favour_the_rare_class() -> None:
+    labels = torch.tensor([0] * 60 + [1] * 10)  # 6:1 REAL:FAKE
+    weights = class_balanced_weights(labels)
+    assert weights[1] / weights[0] == pytest.approx(6.0)
+
+
+@pytest.mark.real_data
+def test_real_cifake_images_train_above_chance(tmp_path: Path) -> None:
+    if not CIFAKE_TRAIN.is_dir():
+        pytest.skip(f"real CIFAKE sample not present at {CIFAKE_TRAIN} (only on dev/CI machines)")
+    for class_name in ("REAL", "FAKE"):
+        (tmp_path / "images" / class_name).mkdir(parents=True)
+        for source in sorted((CIFAKE_TRAIN / class_name).iterdir())[:200]:
+            shutil.copy(source, tmp_path / "images" / class_name / source.name)
+    cfg = tiny_config(
+        tmp_path,
+        "data=folder",
+        f"data.root={tmp_path}/images",
+        "model=resnet18",
+        "trainer.max_epochs=3",
+        "datamodule.batch_size=32",
+    )
+    cmd_prepare(cfg, argparse.Namespace())
+    report = json.loads((tmp_path / "prepared" / "report.json").read_text())
+    assert report["kept"]["REAL"] + report["kept"]["FAKE"] >= 390
+    result = train(cfg, "resnet18")
+    assert result.metrics["test/auc"] > 0.6
