@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
 
 from conftest import PROJECT_ROOT
 
@@ -22,6 +24,10 @@ TINY = [
     "datamodule.batch_size=16",
     "evaluate.latency_samples=5",
     "evaluate.latency_warmup=1",
+    # One tiny epoch is near chance: open the gates so that promotion has a winner.
+    "registry.promote.min_accuracy=0.0",
+    "registry.promote.max_fp16_accuracy_drop=1.0",
+    "registry.promote.max_latency_ms_p95=100000",
 ]
 
 
@@ -62,9 +68,16 @@ def dvc(repo: Path, *args: str) -> str:
     return run([sys.executable, "-m", "dvc", *args], repo).stdout
 
 
+def registry_versions(repo: Path) -> list[ModelVersion]:
+    """Every version of the default registered model in the copy's SQLite store."""
+    client = MlflowClient(f"sqlite:///{repo}/mlflow.db")
+    return list(client.search_model_versions("name='ai-image-detector'"))
+
+
 def test_repro_produces_outputs_for_both_model_families(repo_copy: Path) -> None:
     output = dvc(repo_copy, "repro")
-    for stage in ("demo_data", "prepare", "train@resnet18", "train@vit_tiny", "evaluate@vit_tiny"):
+    stages = ("demo_data", "prepare", "train@resnet18", "train@vit_tiny", "evaluate@vit_tiny")
+    for stage in (*stages, "register", "promote"):
         assert f"Running stage '{stage}'" in output
     for model in ("resnet18", "vit_tiny"):
         model_dir = repo_copy / "models" / model
@@ -79,10 +92,39 @@ def test_repro_produces_outputs_for_both_model_families(repo_copy: Path) -> None
     assert (repo_copy / "mlflow.db").is_file()
 
 
+def test_repro_registers_both_precisions_and_promotes_an_fp16_champion(repo_copy: Path) -> None:
+    # Runs after the first repro (module order); the registry lives in the copy's mlflow.db.
+    versions = registry_versions(repo_copy)
+    assert sorted((v.tags["model_name"], v.tags["precision"]) for v in versions) == [
+        ("resnet18", "fp16"),
+        ("resnet18", "fp32"),
+        ("vit_tiny", "fp16"),
+        ("vit_tiny", "fp32"),
+    ]
+    assert {v.tags["readable_name"] for v in versions} == {
+        "v1.0_cnn_resnet18_fp32",
+        "v1.1_cnn_resnet18_fp16",
+        "v2.0_vit_tiny_fp32",
+        "v2.1_vit_tiny_fp16",
+    }
+    client = MlflowClient(f"sqlite:///{repo_copy}/mlflow.db")
+    champion = client.get_model_version_by_alias("ai-image-detector", "champion")
+    assert champion.tags["precision"] == "fp16"
+    promotion = json.loads((repo_copy / "reports/promotion.json").read_text())
+    assert promotion["decision"]["champion"] == str(champion.version)
+    assert promotion["decision"]["reason"]
+    assert len(promotion["candidates"]) == 2
+
+
 def test_second_repro_does_nothing(repo_copy: Path) -> None:
+    before = {v.version for v in registry_versions(repo_copy)}
     output = dvc(repo_copy, "repro")
     assert "Running stage" not in output
     assert "up to date" in output.lower()
+    # Even a forced re-run of register finds the same weights and adds no versions.
+    dvc(repo_copy, "repro", "--force", "--single-item", "register")
+    assert {v.version for v in registry_versions(repo_copy)} == before
+    assert "Running stage" not in dvc(repo_copy, "repro")
 
 
 def test_changed_model_param_reruns_only_that_model(repo_copy: Path) -> None:

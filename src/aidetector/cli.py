@@ -1,4 +1,4 @@
-"""The `aidetector` command line: prepare, train, evaluate and friends.
+"""The `aidetector` command line: prepare, train, evaluate, register, promote and friends.
 
 Every command reads params.yaml (DVC's composed config), or composes conf/ when
 Hydra-style overrides are given: `aidetector train model=vit_tiny trainer.max_epochs=2`.
@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from aidetector.config import compose_config, load_config
 from aidetector.errors import AidetectorError
+from aidetector.registry.commands import REGISTRY_COMMANDS, add_registry_arguments
 
 log = logging.getLogger("aidetector")
 
@@ -108,6 +110,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "train": (cmd_train, "train the configured models (Lightning, tracked in MLflow)"),
     "evaluate": (cmd_evaluate, "evaluate trained models on the test split"),
     "params": (cmd_params, "compose conf/ with overrides into params.yaml"),
+    **REGISTRY_COMMANDS,
 }
 
 
@@ -132,7 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--model", help="only this configured model (default: all)")
         if name == "params":
             sub.add_argument("--output", default="params.yaml", help="where to write")
+        add_registry_arguments(name, sub)
     return parser
+
+
+def _user_error(error: BaseException) -> AidetectorError | None:
+    """Return the AidetectorError behind error, looking through Hydra's instantiate wrapper."""
+    while error is not None and not isinstance(error, AidetectorError):
+        error = error.__cause__  # type: ignore[assignment]
+    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,10 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             cfg = load_config(overrides, Path(args.params))
         command(cfg, args)
-    except AidetectorError as error:
-        if args.verbose:
+    except (AidetectorError, InstantiationException) as error:
+        user_error = _user_error(error)
+        if args.verbose or user_error is None:
             raise
-        print(f"aidetector {args.command}: error: {error}", file=sys.stderr)
+        print(f"aidetector {args.command}: error: {user_error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,3 +139,42 @@ def load_model_dir(
         config=config,
         metrics=metrics,
     )
+
+
+def convert_model_dir(
+    source_dir: Path, out_dir: Path, precision: str, metrics: dict[str, Any] | None = None
+) -> Path:
+    """Write a copy of a model directory in `precision`, with its own metrics.json; return out_dir.
+
+    The same precision copies the weights byte for byte (so the hash stays the training
+    run's); another precision casts the stored tensors, as save_model_dir would, without
+    rebuilding the network.
+    """
+    if precision not in PRECISIONS:
+        raise AidetectorError(f"unknown precision '{precision}'; use fp32 or fp16")
+    source_dir, out_dir = Path(source_dir), Path(out_dir)
+    config = read_model_config(source_dir)
+    weights = source_dir / config.get("weights_file", WEIGHTS_FILE)
+    if not weights.is_file() or file_sha256(weights) != config.get("weights_sha256"):
+        raise AidetectorError(f"{weights} is corrupt: its sha256 does not match config.yaml")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / WEIGHTS_FILE
+    if config.get("precision", "fp32") == precision:
+        shutil.copyfile(weights, target)
+    else:
+        dtype = PRECISIONS[precision]
+        state = {
+            key: (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous()
+            for key, tensor in load_file(str(weights)).items()
+        }
+        save_file(state, str(target), metadata={"precision": precision})
+    converted = {
+        **config,
+        "precision": precision,
+        "weights_file": WEIGHTS_FILE,
+        "weights_sha256": file_sha256(target),
+    }
+    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(converted, sort_keys=False))
+    if metrics is not None:
+        (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    return out_dir

@@ -65,7 +65,7 @@ def run_config(cfg: DictConfig, model_name: str) -> dict[str, Any]:
 def train(cfg: DictConfig, model_name: str) -> TrainResult:
     """Fit model_name on the prepared data, test the best checkpoint, return the results."""
     spec = model_spec(cfg, model_name)
-    pl.seed_everything(int(cfg.seed), workers=True)
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     preprocessing = preprocessing_from_config(cfg.data)
     net = instantiate(spec)  # first: a bad architecture or size fails before any data loads
     datamodule = instantiate(cfg.datamodule)

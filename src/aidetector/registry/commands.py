@@ -1,0 +1,131 @@
+"""CLI commands for the registry: register, promote, export, push-hub (wired in by cli.py).
+
+Imports of MLflow and friends happen inside the commands, so `aidetector --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from aidetector.registry import CHAMPION
+
+
+def cmd_register(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Register every trained model as FP32 and FP16 versions in the MLflow Model Registry."""
+    from aidetector.registry.register import register_models
+
+    for version in register_models(cfg):
+        state = "registered" if version.created else "already registered, evidence refreshed"
+        print(f"{version.readable_name}: version {version.version} ({state})")
+    print(f"wrote {cfg.registry.report}")
+
+
+def cmd_promote(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Promote by policy, or set champion by hand (--version N), or roll it back (--rollback)."""
+    from aidetector.registry.promote import promote_by_policy, promote_version, rollback
+
+    name = cfg.registry.name
+    if args.rollback:
+        previous, restored = rollback(cfg)
+        print(f"{name}: champion rolled back from version {previous} to version {restored}")
+    elif args.version is not None:
+        changed = promote_version(cfg, args.version)
+        state = "is now" if changed else "already was"
+        print(f"{name}: version {args.version} {state} the champion")
+    else:
+        outcome = promote_by_policy(cfg, force=args.force)
+        print(f"{name}: {outcome.decision.reason}")
+        if not outcome.applied:
+            print("promote.auto is false: report only, no alias was moved")
+        print(f"wrote {outcome.report}")
+
+
+def cmd_export(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Write a registered version's weights, config.yaml and metrics.json to --out."""
+    from aidetector.registry.export import export_from_uri
+    from aidetector.tracking import tracking_uri
+
+    exported = export_from_uri(
+        tracking_uri(cfg),
+        str(cfg.registry.name),
+        Path(args.out),
+        alias=None if args.version is not None else args.alias,
+        version=args.version,
+    )
+    which = f"@{exported.alias}" if exported.alias else ""
+    print(
+        f"exported {exported.readable_name} (version {exported.version}{which}) "
+        f"to {exported.out_dir}: {', '.join(exported.files)}"
+    )
+
+
+def cmd_push_hub(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Upload a registered version with a generated model card to the Hugging Face Hub."""
+    from aidetector.errors import AidetectorError
+    from aidetector.registry.export import export_from_uri
+    from aidetector.registry.hub import CARD_FILE, build_model_card, push_model_dir
+    from aidetector.tracking import tracking_uri
+
+    token = os.environ.get("HF_TOKEN")
+    if not token and not args.dry_run:  # fail before any download
+        raise AidetectorError("HF_TOKEN is not set; export a Hub write token or pass --dry-run")
+    with tempfile.TemporaryDirectory(prefix="aidetector-hub-") as folder:
+        exported = export_from_uri(
+            tracking_uri(cfg),
+            str(cfg.registry.name),
+            Path(folder),
+            alias=None if args.version is not None else args.alias,
+            version=args.version,
+        )
+        build_model_card(exported).save(Path(folder) / CARD_FILE)
+        message = f"{exported.readable_name} (registry version {exported.version})"
+        upload = push_model_dir(Path(folder), args.repo_id, token, args.dry_run, message)
+    verb = "would upload" if args.dry_run else "uploaded"
+    print(f"{verb} {exported.readable_name} (version {exported.version}) to {upload.repo_id}:")
+    for path, size in upload.files:
+        print(f"  {path} ({size} bytes)")
+    if args.dry_run:
+        print(f"--- {CARD_FILE} ---")
+        print(upload.card)
+    elif upload.url:
+        print(upload.url)
+
+
+def add_registry_arguments(name: str, parser: argparse.ArgumentParser) -> None:
+    """Add the options of one registry command to its sub-parser."""
+    if name == "promote":
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--version", help="make this version the champion (manual promotion)")
+        which.add_argument(
+            "--rollback", action="store_true", help="move champion back to the previous champion"
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="replace the champion even with a worse winner"
+        )
+    if name in ("export", "push-hub"):
+        parser.add_argument(
+            "--alias", default=CHAMPION, help="version to use, by alias (default: %(default)s)"
+        )
+        parser.add_argument("--version", help="version to use, by number (overrides --alias)")
+    if name == "export":
+        parser.add_argument("--out", required=True, help="directory to write the model files to")
+    if name == "push-hub":
+        parser.add_argument("--repo-id", required=True, help="Hub repository, ORG/NAME")
+        parser.add_argument(
+            "--dry-run", action="store_true", help="list the files and show the card; no upload"
+        )
+
+
+Command = Callable[[DictConfig, argparse.Namespace], None]
+REGISTRY_COMMANDS: dict[str, tuple[Command, str]] = {
+    "register": (cmd_register, "register trained models (FP32 + FP16) in the MLflow registry"),
+    "promote": (cmd_promote, "set the champion alias: by policy, by hand, or roll it back"),
+    "export": (cmd_export, "write a registered version (default: champion) to a directory"),
+    "push-hub": (cmd_push_hub, "upload a registered version to the Hugging Face Hub"),
+}
