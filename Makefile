@@ -6,11 +6,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint format params mlflow-ui benchmark clean
+.PHONY: install demo test test-fast lint format params mlflow-ui benchmark bento serve clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python -c "import aidetector, torch, lightning, mlflow, dvc" 
 	touch $(STAMP)
@@ -46,6 +46,17 @@ mlflow-ui: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
+
+## Export the `champion`, import it into the BentoML model store, build the Bento.
+bento: $(STAMP)
+	BENTOML_DO_NOT_TRACK=True $(BIN)/python pipelines/package.py
+
+## Serve the champion that `make bento` imported on http://127.0.0.1:3000 (the page is at /).
+serve: $(STAMP)
+	@test -f build/package.json || { echo "no build/package.json: run 'make bento' first"; exit 2; }
+	BENTOML_DO_NOT_TRACK=True AIDETECTOR_MODEL_TAG=$$($(BIN)/python -c \
+		"import json; print(json.load(open('build/package.json'))['model_tag'])") \
+		$(BIN)/bentoml serve aidetector.serving.service:AIDetector --host 127.0.0.1 --port 3000
 
 clean:
 	rm -rf data/raw/demo data/prepared models checkpoints reports/eval/*/png

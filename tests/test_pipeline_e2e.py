@@ -34,6 +34,9 @@ TINY = [
 def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    # The package stage imports into the BentoML store: keep it out of the user's ~/bentoml.
+    env["BENTOML_HOME"] = str(cwd.parent / f"{cwd.name}-bentoml")
+    env["BENTOML_DO_NOT_TRACK"] = "True"
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (
         f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
@@ -77,8 +80,10 @@ def registry_versions(repo: Path) -> list[ModelVersion]:
 def test_repro_produces_outputs_for_both_model_families(repo_copy: Path) -> None:
     output = dvc(repo_copy, "repro")
     stages = ("demo_data", "prepare", "train@resnet18", "train@vit_tiny", "evaluate@vit_tiny")
-    for stage in (*stages, "register", "promote"):
+    for stage in (*stages, "register", "promote", "package"):
         assert f"Running stage '{stage}'" in output
+    package = json.loads((repo_copy / "build/package.json").read_text())
+    assert package["model_tag"].startswith("ai-image-detector:")
     for model in ("resnet18", "vit_tiny"):
         model_dir = repo_copy / "models" / model
         assert (model_dir / "model.safetensors").is_file()

@@ -7,6 +7,7 @@ time), then turned into normalised float tensors on the compute device.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,12 +20,38 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def open_rgb(source: bytes | str | Path) -> Image.Image:
-    """Decode an image fully and return it as RGB, first frame only, EXIF orientation applied.
+class ImageTooLargeError(ValueError):
+    """The image header declares more pixels than the caller allows."""
 
-    Raises the Pillow/OSError exceptions of a bad file; callers decide how to report them.
+    def __init__(self, width: int, height: int, max_pixels: int) -> None:
+        super().__init__(
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
+        )
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+
+
+def open_image(
+    source: bytes | str | Path,
+    max_pixels: int | None = None,
+    formats: Sequence[str] | None = None,
+) -> Image.Image:
+    """Parse only the header of an image and return it, not yet decoded.
+
+    max_pixels is checked against the header (ImageTooLargeError) so that a decompression
+    bomb is refused before any pixel is decoded; formats restricts which Pillow plugins may
+    open the data.
     """
-    image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    image = Image.open(
+        io.BytesIO(source) if isinstance(source, bytes) else source,
+        formats=list(formats) if formats is not None else None,
+    )
+    if max_pixels is not None and image.width * image.height > max_pixels:
+        raise ImageTooLargeError(image.width, image.height, max_pixels)
+    return image
+
+
+def decode_rgb(image: Image.Image) -> Image.Image:
+    """Decode an opened image to RGB: first frame only, EXIF orientation applied."""
     if getattr(image, "is_animated", False):
         image.seek(0)
     image.load()
@@ -40,6 +67,19 @@ def open_rgb(source: bytes | str | Path) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
+
+
+def open_rgb(
+    source: bytes | str | Path,
+    max_pixels: int | None = None,
+    formats: Sequence[str] | None = None,
+) -> Image.Image:
+    """Decode an image fully and return it as RGB, first frame only, EXIF orientation applied.
+
+    Limits as in open_image. Raises the Pillow/OSError exceptions of a bad file; callers
+    decide how to report them.
+    """
+    return decode_rgb(open_image(source, max_pixels=max_pixels, formats=formats))
 
 
 def resize_to_array(image: Image.Image, image_size: int) -> np.ndarray:
@@ -62,9 +102,11 @@ class Preprocessing:
         """Resize a decoded RGB image to this preprocessing's HxWx3 uint8 input."""
         return resize_to_array(image, self.image_size)
 
-    def bytes_to_array(self, data: bytes) -> np.ndarray:
-        """Decode image bytes and resize them: the serving entry point."""
-        return self.image_to_array(open_rgb(data))
+    def bytes_to_array(
+        self, data: bytes, max_pixels: int | None = None, formats: Sequence[str] | None = None
+    ) -> np.ndarray:
+        """Decode image bytes and resize them: the serving entry point (limits: see open_rgb)."""
+        return self.image_to_array(open_rgb(data, max_pixels=max_pixels, formats=formats))
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalise a uint8 (N, 3, H, W) batch; optional histogram equalisation first."""

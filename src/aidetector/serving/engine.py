@@ -1,0 +1,103 @@
+"""The inference engine: the champion's network on its device, in FP16 on CUDA, FP32 on CPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aidetector.evaluation.predict import predict_prob_fake_batch
+from aidetector.models.artifact import LoadedModel, load_model_dir
+from aidetector.preprocessing import Preprocessing, arrays_to_batch
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What the service tells clients about the model that answered."""
+
+    name: str
+    version: str
+    readable_name: str
+    precision: str
+    registered_accuracy: float | None = None
+
+    def as_response(self) -> dict[str, str]:
+        """The `model` object of a prediction response."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "readable_name": self.readable_name,
+            "precision": self.precision,
+        }
+
+
+def choose_device(device: str) -> str:
+    """Resolve `auto` to cuda when a GPU is present, else cpu."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def choose_dtype(device: str, precision: str) -> torch.dtype:
+    """FP16 on CUDA and FP32 on the CPU for `auto`; CPUs lack fast FP16 kernels."""
+    if precision == "auto":
+        return torch.float16 if device.startswith("cuda") else torch.float32
+    return {"fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+class InferenceEngine:
+    """Runs batched P(FAKE) on uint8 NHWC arrays through the offline evaluation code path."""
+
+    def __init__(
+        self, model_dir: Path, device: str = "auto", precision: str = "auto", cpu_threads: int = 0
+    ) -> None:
+        self.device = choose_device(device)
+        self.dtype = choose_dtype(self.device, precision)
+        if self.device == "cpu" and cpu_threads > 0:
+            torch.set_num_threads(cpu_threads)
+        self.loaded: LoadedModel = load_model_dir(model_dir, device=self.device, dtype=self.dtype)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The preprocessing recorded in the model's config.yaml."""
+        return self.loaded.preprocessing
+
+    @property
+    def precision(self) -> str:
+        """The precision that actually runs: fp16 or fp32."""
+        return "fp16" if self.dtype == torch.float16 else "fp32"
+
+    @property
+    def image_size(self) -> int:
+        """Side of the square uint8 input the network takes."""
+        return self.preprocessing.image_size
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Return float32 P(FAKE) for a uint8 (N, H, W, 3) array, in order."""
+        batch = arrays_to_batch(images)
+        return predict_prob_fake_batch(self.loaded.network, self.preprocessing, batch).cpu().numpy()
+
+    def warm_up(self, batch_size: int) -> None:
+        """Run one full-size batch so the first request pays no lazy initialisation."""
+        size = self.image_size
+        self.predict(np.zeros((batch_size, size, size, 3), dtype=np.uint8))
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+
+def identity_from_labels(
+    labels: dict[str, str], metadata: dict[str, Any], fallback_name: str, precision: str
+) -> ModelIdentity:
+    """Build the identity from the BentoML model's labels and metadata (see package.py)."""
+    metrics = metadata.get("metrics") or {}
+    accuracy = metrics.get("accuracy")
+    return ModelIdentity(
+        name=labels.get("registered_model", fallback_name),
+        version=labels.get("registry_version", "unknown"),
+        readable_name=labels.get("readable_name", ""),
+        precision=precision,
+        registered_accuracy=float(accuracy) if accuracy is not None else None,
+    )

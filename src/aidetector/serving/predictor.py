@@ -1,0 +1,154 @@
+"""Per-request prediction work: hash, cache, validate, decode, batch, log, count.
+
+Everything here runs once per image outside the batchable API, which only sees tensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+from PIL import Image
+
+from aidetector import CLASS_NAMES
+from aidetector.preprocessing import Preprocessing
+from aidetector.serving.cache import PredictionCache
+from aidetector.serving.engine import ModelIdentity
+from aidetector.serving.feedback import FeedbackTracker
+from aidetector.serving.limits import Upload, decode_to_array, needs_thread, open_upload
+from aidetector.serving.logging_json import log_event
+from aidetector.serving.metrics import ServiceMetrics
+from aidetector.serving.settings import ServeSettings
+
+RunBatch = Callable[[np.ndarray], Awaitable[np.ndarray]]
+REAL, FAKE = CLASS_NAMES
+# Hash big uploads off the event loop (hashlib releases the GIL for large buffers).
+INLINE_HASH_BYTES = 1 << 20
+
+
+def verdict(
+    image_id: str,
+    prob_fake: float,
+    threshold: float,
+    identity: ModelIdentity,
+    cached: bool,
+    latency_ms: float,
+) -> dict[str, Any]:
+    """Return the JSON body of one prediction."""
+    prob_fake = float(prob_fake)
+    prob_real = 1.0 - prob_fake
+    return {
+        "label": FAKE if prob_fake >= threshold else REAL,
+        "prob_fake": prob_fake,
+        "prob_real": prob_real,
+        "confidence": max(prob_fake, prob_real),
+        "model": identity.as_response(),
+        "cached": cached,
+        "latency_ms": round(latency_ms, 3),
+        "image_id": image_id,
+    }
+
+
+def image_ids(uploads: list[Upload]) -> list[str]:
+    """Return the hex sha256 of each upload's bytes."""
+    return [hashlib.sha256(upload.data).hexdigest() for upload in uploads]
+
+
+class Predictor:
+    """Answers /predict and /predict_batch for one loaded model."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        preprocessing: Preprocessing,
+        identity: ModelIdentity,
+        cache: PredictionCache,
+        feedback: FeedbackTracker,
+        metrics: ServiceMetrics,
+        run_batch: RunBatch | None = None,
+    ) -> None:
+        self.settings = settings
+        self.preprocessing = preprocessing
+        self.identity = identity
+        self.cache = cache
+        self.feedback = feedback
+        self.metrics = metrics
+        # Bound on the first request, once BentoML's batcher exists (see service.py).
+        self.run_batch = run_batch
+
+    def _decode_opened(
+        self, opened: list[Image.Image], uploads: list[Upload], indexes: list[int]
+    ) -> np.ndarray:
+        return np.stack(
+            [
+                decode_to_array(image, uploads[i], self.preprocessing)
+                for image, i in zip(opened, indexes, strict=True)
+            ]
+        )
+
+    async def _decode_misses(self, uploads: list[Upload], indexes: list[int]) -> np.ndarray:
+        # Every header is checked before any image is decoded, so a batch holding one bomb
+        # is refused without decoding the others.
+        opened = [open_upload(uploads[i], self.settings) for i in indexes]
+        if needs_thread(opened):
+            return await anyio.to_thread.run_sync(self._decode_opened, opened, uploads, indexes)
+        return self._decode_opened(opened, uploads, indexes)
+
+    async def predict(self, uploads: list[Upload], started: float) -> list[dict[str, Any]]:
+        """Return one verdict per upload, in order; bad input raises RequestRejected."""
+        if sum(len(u.data) for u in uploads) > INLINE_HASH_BYTES:
+            ids = await anyio.to_thread.run_sync(image_ids, uploads)
+        else:
+            ids = image_ids(uploads)
+        version = self.identity.version
+        probs = await self.cache.get_many(version, ids)
+        cached = [p is not None for p in probs]
+        misses = [i for i, p in enumerate(probs) if p is None]
+        if misses:
+            arrays = await self._decode_misses(uploads, misses)
+            assert self.run_batch is not None, "predictor used before it was bound"
+            computed = await self.run_batch(arrays)
+            fresh: dict[str, float] = {}
+            for i, value in zip(misses, computed.tolist(), strict=True):
+                probs[i] = value
+                fresh[ids[i]] = value
+            await self.cache.set_many(version, fresh)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        results = [
+            verdict(image_id, prob, self.settings.threshold, self.identity, hit, latency_ms)
+            for image_id, prob, hit in zip(ids, probs, cached, strict=True)
+        ]
+        for result in results:
+            self._record(result)
+        return results
+
+    def _record(self, result: dict[str, Any]) -> None:
+        self.metrics.predictions.labels(label=result["label"]).inc()
+        self.feedback.remember(result["image_id"], result["label"])
+        log_event(
+            "inference",
+            image_id=result["image_id"],
+            prediction=result["label"],
+            prob_fake=result["prob_fake"],
+            confidence=result["confidence"],
+            latency_ms=result["latency_ms"],
+            model_version=self.identity.version,
+            model=self.identity.readable_name,
+            precision=self.identity.precision,
+            cached=result["cached"],
+        )
+
+    async def known_verdict(self, image_id: str) -> str | None:
+        """Return the label served for image_id here, or cached for this model version."""
+        label = self.feedback.verdict(image_id)
+        if label is not None:
+            return label
+        # Another worker or replica may have served it; the cache is shared.
+        (prob,) = await self.cache.get_many(self.identity.version, [image_id], count=False)
+        if prob is None:
+            return None
+        return FAKE if prob >= self.settings.threshold else REAL

@@ -1,0 +1,180 @@
+"""HTTP routes mounted into the BentoML service: /predict, /predict_batch, /feedback, the page.
+
+They are plain Starlette routes rather than @bentoml.api methods because they take raw image
+bytes as well as multipart files, and must size-check the body while it streams in. They
+still pass through BentoML's middleware (tracing, timeouts, concurrency limit, API key).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from importlib import resources
+from typing import Any, Protocol
+
+import bentoml
+import sentry_sdk
+from bentoml.exceptions import ServiceUnavailable
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route, Router
+
+from aidetector import CLASS_NAMES
+from aidetector.serving.limits import RequestRejected, read_body, read_uploads
+from aidetector.serving.logging_json import log_event
+from aidetector.serving.metrics import service_metrics
+from aidetector.serving.predictor import Predictor
+from aidetector.serving.settings import ServeSettings
+
+FEEDBACK_MAX_BYTES = 4096
+IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
+INDEX_HTML = resources.files("aidetector.serving").joinpath("static/index.html").read_text()
+
+
+class NotReadyError(Exception):
+    """The model is still loading (or failed to load)."""
+
+
+class DetectorService(Protocol):
+    """What the routes need from the BentoML service instance."""
+
+    settings: ServeSettings
+
+    def predictor(self, request: Request) -> Predictor:
+        """Return the predictor, raising NotReadyError until the model is warm."""
+        ...
+
+
+def error_response(status: int, message: str) -> JSONResponse:
+    """A JSON error body that names the problem."""
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
+
+
+async def _answer(request: Request, endpoint: str, batch: bool) -> Response:
+    started = time.perf_counter()
+    metrics = service_metrics()
+    service: DetectorService = bentoml.get_current_service()
+    try:
+        predictor = service.predictor(request)
+        uploads = await read_uploads(request, service.settings, batch)
+        results = await predictor.predict(uploads, started)
+        body: Any = {"results": results, "count": len(results)} if batch else results[0]
+        response: Response = JSONResponse(body)
+    except RequestRejected as rejected:
+        response = error_response(rejected.status, rejected.message)
+        metrics.errors.labels(type=rejected.reason).inc()
+        log_event(
+            "rejected",
+            endpoint=endpoint,
+            status=rejected.status,
+            reason=rejected.reason,
+            message=rejected.message,
+        )
+    except NotReadyError as error:
+        metrics.errors.labels(type="not_ready").inc()
+        response = error_response(503, str(error))
+    except ServiceUnavailable:
+        metrics.errors.labels(type="overloaded").inc()
+        response = error_response(503, "the service is overloaded; retry shortly")
+    except Exception as error:  # a bug or a broken dependency: report it, keep the worker
+        metrics.errors.labels(type="internal").inc()
+        sentry_sdk.capture_exception(error)
+        log_event("error", logging.ERROR, endpoint=endpoint, error=repr(error))
+        response = error_response(500, "internal error; it has been logged")
+    metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+    metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    return response
+
+
+async def predict(request: Request) -> Response:
+    """POST /predict: one image as raw bytes or a multipart file."""
+    return await _answer(request, "predict", batch=False)
+
+
+async def predict_batch(request: Request) -> Response:
+    """POST /predict_batch: up to max_batch_images multipart files, answered in order."""
+    return await _answer(request, "predict_batch", batch=True)
+
+
+def _parse_feedback(body: bytes) -> tuple[str, str]:
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        raise RequestRejected(400, "bad_feedback", f"body is not JSON: {error}") from error
+    if not isinstance(payload, dict):
+        raise RequestRejected(400, "bad_feedback", 'send {"image_id": ..., "label": ...}')
+    image_id, label = payload.get("image_id"), payload.get("label")
+    if not isinstance(image_id, str) or not IMAGE_ID.match(image_id):
+        raise RequestRejected(
+            400,
+            "bad_feedback",
+            f"image_id must be the 64-hex sha256 from /predict, got {image_id!r}",
+        )
+    if not isinstance(label, str) or label.upper() not in CLASS_NAMES:
+        raise RequestRejected(
+            400, "bad_feedback", f"label must be one of {', '.join(CLASS_NAMES)}, got {label!r}"
+        )
+    return image_id, label.upper()
+
+
+async def feedback(request: Request) -> Response:
+    """POST /feedback {image_id, label}: the true label of an earlier prediction."""
+    metrics = service_metrics()
+    service: DetectorService = bentoml.get_current_service()
+    try:
+        predictor = service.predictor(request)
+        image_id, label = _parse_feedback(await read_body(request, FEEDBACK_MAX_BYTES))
+        predicted = await predictor.known_verdict(image_id)
+        if predicted is None:
+            raise RequestRejected(
+                404,
+                "unknown_image_id",
+                f"unknown image_id {image_id}: only ids returned by /predict "
+                f"for model version {predictor.identity.version} are accepted",
+            )
+        outcome = predictor.feedback.record(image_id, label, predicted)
+    except RequestRejected as rejected:
+        metrics.errors.labels(type=rejected.reason).inc()
+        return error_response(rejected.status, rejected.message)
+    except NotReadyError as error:
+        return error_response(503, str(error))
+    log_event(
+        "feedback",
+        image_id=image_id,
+        label=label,
+        prediction=outcome.predicted,
+        correct=outcome.correct,
+        rolling_accuracy=outcome.accuracy,
+        model_version=predictor.identity.version,
+    )
+    return JSONResponse(
+        {
+            "image_id": image_id,
+            "label": label,
+            "prediction": outcome.predicted,
+            "correct": outcome.correct,
+            "model_accuracy": outcome.accuracy,
+            "samples": outcome.samples,
+            "model_version": predictor.identity.version,
+        }
+    )
+
+
+async def index(_: Request) -> Response:
+    """GET /: the upload page."""
+    return HTMLResponse(INDEX_HTML)
+
+
+# A Router, not a Starlette app: mounted as-is, request.app stays BentoML's own app, which
+# is where the batching dispatcher of the tensor API is found (see batching.py).
+router = Router(
+    routes=[
+        Route("/", index, methods=["GET"]),
+        Route("/predict", predict, methods=["POST"]),
+        Route("/predict_batch", predict_batch, methods=["POST"]),
+        Route("/feedback", feedback, methods=["POST"]),
+    ]
+)

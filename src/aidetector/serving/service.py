@@ -1,0 +1,163 @@
+"""The BentoML service: `bentoml serve aidetector.serving.service:AIDetector`.
+
+One service, one model. The batchable `infer_arrays` API does only tensor work; the routes
+in routes.py do everything per request (limits, hashing, cache, logs, metrics) and feed it
+through BentoML's adaptive batcher (batching.py). The model loads in a background thread
+so that /livez answers at once while /readyz stays 503 until a warm-up batch has run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import bentoml
+import numpy as np
+import sentry_sdk
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+from starlette.requests import Request
+
+from aidetector.serving.access import AccessMiddleware
+from aidetector.serving.batching import find_batch_runner
+from aidetector.serving.cache import PredictionCache
+from aidetector.serving.engine import InferenceEngine, identity_from_labels
+from aidetector.serving.feedback import FeedbackTracker
+from aidetector.serving.logging_json import RateLimitedWarner, log_event
+from aidetector.serving.metrics import service_metrics, start_gpu_sampler
+from aidetector.serving.predictor import Predictor
+from aidetector.serving.routes import NotReadyError, router
+from aidetector.serving.sentry import init_sentry
+from aidetector.serving.settings import Secrets, load_serve_settings
+
+# Read at import: BentoML needs batching and traffic settings when it decorates the class.
+SETTINGS = load_serve_settings()
+TENSOR_API = "infer_arrays"
+
+
+@bentoml.service(
+    name="ai-image-detector",
+    workers=SETTINGS.workers,
+    resources={"gpu": SETTINGS.gpus} if SETTINGS.gpus else None,
+    traffic={"timeout": SETTINGS.timeout_s, "max_concurrency": SETTINGS.max_concurrency},
+    logging={"access": {"enabled": SETTINGS.access_log}},
+)
+@bentoml.asgi_app(router, path="/")
+class AIDetector:
+    """Serves the champion: /predict, /predict_batch, /feedback, the page, health, metrics."""
+
+    model_ref = bentoml.models.BentoModel(SETTINGS.model_tag)
+
+    def __init__(self) -> None:
+        self.settings = SETTINGS
+        secrets = Secrets.from_env()
+        self.sentry_on = init_sentry(secrets.sentry_dsn)
+        self.metrics = service_metrics()
+        self.cache = PredictionCache(
+            secrets.redis_url,
+            ttl_s=SETTINGS.cache_ttl_s,
+            timeout_s=SETTINGS.cache_timeout_s,
+            retry_after_s=SETTINGS.cache_retry_after_s,
+            metrics=self.metrics,
+            warner=RateLimitedWarner(SETTINGS.warning_interval_s),
+        )
+        self.engine: InferenceEngine | None = None
+        self.load_error: str | None = None
+        self._predictor: Predictor | None = None
+        threading.Thread(target=self._load, name="model-loader", daemon=True).start()
+
+    def _load(self) -> None:
+        """Load the model, warm it up, then build the predictor (readiness flips here)."""
+        try:
+            stored = self.model_ref
+            engine = InferenceEngine(
+                Path(stored.path),
+                device=SETTINGS.device,
+                precision=SETTINGS.precision,
+                cpu_threads=SETTINGS.cpu_threads,
+            )
+            identity = identity_from_labels(
+                dict(stored.info.labels),
+                dict(stored.info.metadata),
+                stored.tag.name,
+                engine.precision,
+            )
+            engine.warm_up(SETTINGS.max_batch_size)
+            if engine.device.startswith("cuda"):
+                start_gpu_sampler()
+            feedback = FeedbackTracker(
+                SETTINGS.feedback_memory,
+                SETTINGS.feedback_window,
+                identity.version,
+                identity.registered_accuracy,
+                self.metrics,
+            )
+            self.engine = engine
+            self._predictor = Predictor(
+                SETTINGS, engine.preprocessing, identity, self.cache, feedback, self.metrics
+            )
+            if self.sentry_on:
+                sentry_sdk.set_tag("model_version", identity.version)
+            log_event(
+                "model_ready",
+                model_tag=str(stored.tag),
+                model_version=identity.version,
+                model=identity.readable_name,
+                device=engine.device,
+                precision=engine.precision,
+                cache=self.cache.enabled,
+                api_key=bool(Secrets.from_env().api_key),
+                sentry=self.sentry_on,
+            )
+        except Exception as error:  # surfaced through /livez, the log and Sentry
+            self.load_error = f"{type(error).__name__}: {error}"
+            sentry_sdk.capture_exception(error)
+            log_event("model_load_failed", logging.ERROR, error=self.load_error)
+
+    def predictor(self, request: Request) -> Predictor:
+        """Return the predictor bound to BentoML's batcher; NotReadyError while loading."""
+        predictor = self._predictor
+        if predictor is None:
+            if self.load_error:
+                raise NotReadyError(f"the model failed to load: {self.load_error}")
+            raise NotReadyError("the model is loading; retry when /readyz answers 200")
+        if predictor.run_batch is None:
+            # The dispatcher exists only once BentoML has built its app around the service.
+            predictor.run_batch = find_batch_runner(
+                request.app, TENSOR_API, SETTINGS.max_batch_wait_ms / 1000.0
+            )
+        return predictor
+
+    @bentoml.api(
+        batchable=True,
+        batch_dim=0,
+        max_batch_size=SETTINGS.max_batch_size,
+        max_latency_ms=SETTINGS.max_latency_ms,
+    )
+    def infer_arrays(self, images: np.ndarray) -> np.ndarray:
+        """P(FAKE) for a uint8 (N, H, W, 3) batch: tensor work only, nothing per request."""
+        engine = self.engine
+        if engine is None:
+            raise ServiceUnavailable("the model is loading")
+        size = engine.image_size
+        if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
+            raise InvalidArgument(
+                f"expected uint8 (N, {size}, {size}, 3), got {images.dtype} {images.shape}"
+            )
+        return engine.predict(images)
+
+    def __is_ready__(self) -> bool:
+        """Ready once the model is loaded and a warm-up batch has run."""
+        return self._predictor is not None
+
+    def __is_alive__(self) -> bool:
+        """Dead (so Kubernetes restarts it) when the model could not be loaded."""
+        return self.load_error is None
+
+    @bentoml.on_shutdown
+    async def close_cache(self) -> None:
+        """Close the Redis pool."""
+        await self.cache.close()
+
+
+AIDetector.add_asgi_middleware(AccessMiddleware, api_key=Secrets.from_env().api_key)

@@ -1,0 +1,277 @@
+"""Real processes for the serving tests: redis-server, and `bentoml serve` on 127.0.0.1.
+
+Nothing is mocked. The session imports two tiny models (registry versions 1 and 2) into a
+temporary BENTOML_HOME through the packaging CLI, starts one Redis and one BentoML server
+(version 1, API key on) and reuses them; a test that needs a promoted model starts its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+import torch
+from omegaconf import OmegaConf
+
+from aidetector.config import compose_config
+from aidetector.models.artifact import save_model_dir
+from aidetector.models.factory import build_network
+from aidetector.preprocessing import Preprocessing
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BENTOML = Path(sys.executable).parent / "bentoml"
+API_KEY = "test-key-0123456789"
+# Small limits keep the oversized inputs of the bad-input corpus cheap to build and send.
+SERVE_OVERRIDES = [
+    "serve.gpus=0",
+    "serve.max_bytes=1048576",
+    "serve.max_pixels=4000000",
+    "serve.max_batch_images=8",
+    "serve.max_batch_bytes=4194304",
+    "serve.cache_retry_after_s=1.0",
+    "serve.max_latency_ms=20000",
+]
+SPEC = {"name": "resnet18", "family": "cnn", "arch": "resnet18", "img_size": 32, "num_classes": 2}
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RedisServer:
+    """A real redis-server without persistence; stop() and start() simulate an outage."""
+
+    port: int
+    workdir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary is not None
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir),
+             # DEBUG SLEEP makes a real "slow Redis" for the timeout test.
+             "--enable-debug-command", "local"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+
+
+@dataclass
+class TinyModel:
+    """A random-weight model directory imported into the test model store."""
+
+    model_dir: Path
+    version: str
+    readable_name: str
+    tag: str
+
+
+@dataclass
+class ServingEnv:
+    """The temporary model store, composed params.yaml and the imported models."""
+
+    root: Path
+    params_path: Path
+    bentoml_home: Path
+    models: dict[str, TinyModel] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for child processes: this store, these params, no ambient secrets."""
+        env = {k: v for k, v in os.environ.items() if k not in ("API_KEY", "SENTRY_DSN")}
+        env.update(
+            BENTOML_HOME=str(self.bentoml_home),
+            AIDETECTOR_PARAMS=str(self.params_path),
+            BENTOML_DO_NOT_TRACK="True",
+            REDIS_URL="",
+        )
+        env.update(extra)
+        return env
+
+
+def _make_model(root: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    network = build_network(**SPEC).eval()
+    model_dir = root / f"model_seed{seed}"
+    save_model_dir(
+        network, SPEC, Preprocessing(image_size=32), model_dir, metrics={"accuracy": 0.625}
+    )
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def serving_env(tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
+    """Compose params with small limits and import registry versions 1 and 2."""
+    root = tmp_path_factory.mktemp("serving")
+    previous = Path.cwd()
+    os.chdir(PROJECT_ROOT)
+    try:
+        cfg = compose_config(SERVE_OVERRIDES)
+    finally:
+        os.chdir(previous)
+    params_path = root / "params.yaml"
+    params_path.write_text(OmegaConf.to_yaml(cfg))
+    env = ServingEnv(root, params_path, root / "bentoml")
+    env.settings = OmegaConf.to_container(cfg.serve)  # type: ignore[assignment]
+    for version, seed in (("1", 0), ("2", 1)):
+        model_dir = _make_model(root, seed)
+        readable = f"v{version}.0_cnn_resnet18_fp32"
+        report = root / f"package-{version}.json"
+        subprocess.run(
+            [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model_dir),
+             "--version", version, "--readable-name", readable, "--no-build",
+             "--report", str(report)],
+            env=env.env(), check=True, cwd=PROJECT_ROOT, capture_output=True,
+        )  # fmt: skip
+        tag = json.loads(report.read_text())["model_tag"]
+        env.models[version] = TinyModel(model_dir, version, readable, tag)
+    return env
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server on a free port for the whole session."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server; .ci/run does)")
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class BentoServer:
+    """A `bentoml serve` subprocess and the file its output goes to."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    api_key: str | None = None
+
+    def headers(self, **extra: str) -> dict[str, str]:
+        return {**({"X-API-Key": self.api_key} if self.api_key else {}), **extra}
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        headers = self.headers(**kwargs.pop("headers", {}))
+        return requests.post(self.url + path, headers=headers, timeout=60, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(self.url + path, timeout=30, **kwargs)
+
+    def events(self, event: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log lines written so far (optionally one event type)."""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        parsed = [json.loads(line) for line in lines if line.startswith('{"timestamp"')]
+        return [p for p in parsed if event is None or p["event"] == event]
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        """The value of one sample on /metrics, or None when absent."""
+        for line in self.get("/metrics").text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_server(env: dict[str, str], log_path: Path, api_key: str | None = None) -> BentoServer:
+    """Start `bentoml serve` on a free port (not waiting for readiness).
+
+    Each server gets its own BENTOML_HOME sharing the model store: `bentoml serve` empties
+    $BENTOML_HOME/prometheus_multiproc_dir at start, which would wipe a running server's
+    metrics.
+    """
+    port = free_port()
+    store = Path(env["BENTOML_HOME"])
+    home = log_path.parent / f"bentoml-home-{port}"
+    home.mkdir()
+    (home / "models").symlink_to(store / "models", target_is_directory=True)
+    env = {**env, "BENTOML_HOME": str(home)}
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [str(BENTOML), "serve", "aidetector.serving.service:AIDetector",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True,
+    )  # fmt: skip
+    return BentoServer(f"http://127.0.0.1:{port}", process, log_path, api_key)
+
+
+def wait_until(server: BentoServer, path: str, status: int, timeout: float = 180.0) -> None:
+    """Poll path until it answers status; fail with the server log if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"bentoml serve exited:\n{server.log_path.read_text()[-4000:]}")
+        try:
+            if requests.get(server.url + path, timeout=5).status_code == status:
+                return
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or still starting its workers
+        time.sleep(0.2)
+    pytest.fail(f"{path} never answered {status}:\n{server.log_path.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def server(serving_env: ServingEnv, redis_server: RedisServer) -> Iterator[BentoServer]:
+    """The shared server: model version 1, Redis on, API key required."""
+    env = serving_env.env(
+        AIDETECTOR_MODEL_TAG=serving_env.models["1"].tag, REDIS_URL=redis_server.url,
+        API_KEY=API_KEY,
+    )  # fmt: skip
+    handle = start_server(env, serving_env.root / "server.log", API_KEY)
+    try:
+        wait_until(handle, "/readyz", 200)
+        yield handle
+    finally:
+        handle.stop()

@@ -1,0 +1,77 @@
+"""Observability: Prometheus metric names on BentoML's /metrics, JSON logs, feedback."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from .conftest import BentoServer
+from .images import unique_jpeg
+
+RAW = {"Content-Type": "application/octet-stream"}
+LOG_FIELDS = {
+    "event", "image_id", "prediction", "confidence", "latency_ms", "model_version", "cached",
+    "timestamp",
+}  # fmt: skip
+
+
+def test_metrics_are_exported_with_the_documented_names(server: BentoServer) -> None:
+    server.post("/predict", data=unique_jpeg(300), headers=RAW)
+    server.post("/predict", data=b"not an image", headers=RAW)
+    text = server.get("/metrics").text
+    for name in (
+        'inference_requests_total{endpoint="predict",status="200"}',
+        'inference_requests_total{endpoint="predict",status="400"}',
+        'inference_latency_seconds_bucket{endpoint="predict"',
+        'model_accuracy{model_version="1"}',
+        "cache_hits_total",
+        "cache_misses_total",
+        'inference_errors_total{type="not_an_image"}',
+        "predictions_total{label=",
+        "bentoml_service_adaptive_batch_size_bucket",  # BentoML's own, on the same route
+    ):
+        assert name in text, name
+    # NVML only where a GPU is present.
+    assert torch.cuda.is_available() or "gpu_utilization_percent{" not in text
+
+
+def test_one_json_log_line_per_inference(server: BentoServer) -> None:
+    before = len(server.events("inference"))
+    data = unique_jpeg(301)
+    body = server.post("/predict", data=data, headers=RAW).json()
+    lines = server.events("inference")
+    assert len(lines) == before + 1
+    line = lines[-1]
+    assert line.keys() >= LOG_FIELDS
+    assert line["image_id"] == body["image_id"] and line["prediction"] == body["label"]
+    assert line["model_version"] == "1" and line["cached"] is False
+    assert line["confidence"] == pytest.approx(body["confidence"])
+
+
+def test_feedback_updates_the_rolling_model_accuracy(server: BentoServer) -> None:
+    right = server.post("/predict", data=unique_jpeg(302), headers=RAW).json()
+    wrong = server.post("/predict", data=unique_jpeg(303), headers=RAW).json()
+    flip = {"REAL": "FAKE", "FAKE": "REAL"}
+    first = server.post("/feedback", json={"image_id": right["image_id"], "label": right["label"]})
+    assert first.status_code == 200 and first.json()["correct"] is True
+    second = server.post(
+        "/feedback", json={"image_id": wrong["image_id"], "label": flip[wrong["label"]].lower()}
+    ).json()
+    assert second["correct"] is False and second["samples"] == first.json()["samples"] + 1
+    samples = second["samples"]
+    expected = (first.json()["model_accuracy"] * (samples - 1)) / samples
+    assert second["model_accuracy"] == pytest.approx(expected)
+    assert server.metric("model_accuracy", model_version="1") == pytest.approx(expected)
+    assert server.metric("model_accuracy_samples", model_version="1") == samples
+    # A corrected label for the same image replaces the earlier one instead of adding to it.
+    again = server.post(
+        "/feedback", json={"image_id": wrong["image_id"], "label": wrong["label"]}
+    ).json()
+    assert again["samples"] == samples and again["correct"] is True
+    assert server.events("feedback")
+
+
+def test_feedback_rejects_unknown_image_ids(server: BentoServer) -> None:
+    response = server.post("/feedback", json={"image_id": "f" * 64, "label": "FAKE"})
+    assert response.status_code == 404
+    assert "unknown image_id" in response.json()["error"]

@@ -1,0 +1,75 @@
+"""Packaging: the champion's registry facts land in the BentoML model; the Bento builds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from aidetector.serving.package import bento_model_version
+
+from .conftest import BENTOML, PROJECT_ROOT, ServingEnv
+
+
+def bentoml_json(env: ServingEnv, *args: str, cwd: Path = PROJECT_ROOT) -> dict:
+    result = subprocess.run(
+        [str(BENTOML), *args, "-o", "json"],
+        env=env.env(), check=True, capture_output=True, text=True, cwd=cwd,
+    )  # fmt: skip
+    return json.loads(result.stdout)
+
+
+def test_imported_model_carries_the_registry_facts(serving_env: ServingEnv) -> None:
+    model = serving_env.models["1"]
+    info = bentoml_json(serving_env, "models", "get", model.tag)
+    assert info["labels"] == {
+        "registered_model": "ai-image-detector",
+        "registry_version": "1",
+        "alias": "",
+        "readable_name": "v1.0_cnn_resnet18_fp32",
+        "precision": "fp32",
+        "weights_sha256": info["labels"]["weights_sha256"],
+    }
+    assert info["metadata"]["metrics"] == {"accuracy": 0.625}
+    assert info["metadata"]["network"]["arch"] == "resnet18"
+    assert model.tag.split(":")[1] == bento_model_version("1", info["labels"]["weights_sha256"])
+
+
+def test_importing_the_same_version_twice_reuses_it(serving_env: ServingEnv) -> None:
+    model = serving_env.models["1"]
+    report = serving_env.root / "again.json"
+    subprocess.run(
+        [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model.model_dir),
+         "--version", "1", "--no-build", "--report", str(report)],
+        env=serving_env.env(), check=True, capture_output=True, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    assert json.loads(report.read_text())["model_tag"] == model.tag
+
+
+@pytest.mark.slow
+def test_the_bento_builds_with_the_model_and_settings(
+    serving_env: ServingEnv, tmp_path: Path
+) -> None:
+    # A copy of what the build reads, so that the repository's build/ stays untouched.
+    for name in ("pyproject.toml", "README.md", "bentofile.yaml", "requirements-serve.txt"):
+        shutil.copy(PROJECT_ROOT / name, tmp_path / name)
+    shutil.copytree(PROJECT_ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("*.pyc"))
+    shutil.copy(serving_env.params_path, tmp_path / "params.yaml")
+    model = serving_env.models["2"]
+    subprocess.run(
+        [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model.model_dir),
+         "--version", "2", "--readable-name", model.readable_name],
+        env=serving_env.env(), check=True, capture_output=True, cwd=tmp_path,
+    )  # fmt: skip
+    report = json.loads((tmp_path / "build" / "package.json").read_text())
+    bento = bentoml_json(serving_env, "get", report["bento_tag"], cwd=tmp_path)
+    assert [m["tag"] for m in bento["services"][0]["models"]] == [model.tag]
+    bento_dir = serving_env.bentoml_home / "bentos" / "ai-image-detector"
+    src = bento_dir / report["bento_tag"].split(":")[1] / "src"
+    assert (src / "params.yaml").is_file()
+    wheels = list((src.parent / "env" / "python" / "wheels").glob("ai_image_detector-*.whl"))
+    assert wheels, "the project wheel is not in the Bento"
