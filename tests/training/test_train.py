@@ -13,6 +13,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from aidetector.cli import cmd_demo_data, cmd_prepare
+from aidetector.errors import AidetectorError
 from aidetector.models.artifact import load_model_dir
 from aidetector.training.module import class_balanced_weights
 from aidetector.training.outputs import write_training_outputs
@@ -51,16 +52,21 @@ def test_train_returns_metrics_and_logs_the_run(prepared: Path) -> None:
     mlflow.set_tracking_uri(None)
 
 
-def test_resume_continues_from_the_last_checkpoint(prepared: Path) -> None:
-    first = train(tiny_config(prepared, "model=vit_tiny", "trainer.max_epochs=1"), "vit_tiny")
-    assert first.metrics["epochs_trained"] == 1
-    resumed = train(
-        tiny_config(prepared, "model=vit_tiny", "trainer.max_epochs=2", "callbacks.resume=true"),
-        "vit_tiny",
-    )
-    # Only the second epoch ran: the first came from last.ckpt.
-    assert [row["epoch"] for row in resumed.history] == [1.0]
+def test_resume_picks_up_the_last_checkpoint(prepared: Path) -> None:
+    config = ("model=vit_tiny", "trainer.max_epochs=2")
+    first = train(tiny_config(prepared, *config), "vit_tiny")
+    assert [row["epoch"] for row in first.history] == [0.0, 1.0]
+    resumed = train(tiny_config(prepared, *config, "callbacks.resume=true"), "vit_tiny")
+    # Both epochs came from last.ckpt: nothing was trained again.
+    assert resumed.history == []
     assert resumed.metrics["epochs_trained"] == 2
+    with pytest.raises(AidetectorError, match="built for 8 steps but this run has 12"):
+        train(
+            tiny_config(
+                prepared, "model=vit_tiny", "trainer.max_epochs=3", "callbacks.resume=true"
+            ),
+            "vit_tiny",
+        )
 
 
 def test_class_weights_favour_the_rare_class() -> None:

@@ -15,6 +15,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from aidetector.errors import AidetectorError
 from aidetector.preprocessing import Preprocessing
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -114,6 +115,17 @@ class DetectorModule(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to resume a schedule built for a different number of optimizer steps."""
+        stored = [state.get("total_steps") for state in checkpoint.get("lr_schedulers", [])]
+        expected = int(self.trainer.estimated_stepping_batches)
+        if stored and stored[0] is not None and stored[0] != expected:
+            raise AidetectorError(
+                f"the checkpoint's learning-rate schedule was built for {stored[0]} steps but "
+                f"this run has {expected}: resume with the same trainer.max_epochs and data, "
+                f"or start afresh with callbacks.resume=false"
+            )
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=self.parameters())
