@@ -89,10 +89,28 @@ def save_model_dir(
         "weights_sha256": file_sha256(weights_path),
         **(extra or {}),
     }
+    write_config_and_metrics(out_dir, config, metrics)
+    return out_dir
+
+
+def write_config_and_metrics(
+    out_dir: Path, config: dict[str, Any], metrics: dict[str, Any] | None
+) -> None:
+    """Write config.yaml, and metrics.json when metrics are given."""
     (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
     if metrics is not None:
         (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
-    return out_dir
+
+
+def verified_weights_path(model_dir: Path, config: dict[str, Any]) -> Path:
+    """Return the weights file of a model directory after checking it against config.yaml."""
+    weights_path = model_dir / config.get("weights_file", WEIGHTS_FILE)
+    if not weights_path.is_file():
+        raise AidetectorError(f"{model_dir}: weights file {weights_path.name} is missing")
+    expected = config.get("weights_sha256")
+    if expected and file_sha256(weights_path) != expected:
+        raise AidetectorError(f"{weights_path} is corrupt: its sha256 does not match config.yaml")
+    return weights_path
 
 
 def read_model_config(model_dir: Path) -> dict[str, Any]:
@@ -118,12 +136,7 @@ def load_model_dir(
     """
     model_dir = Path(model_dir)
     config = read_model_config(model_dir)
-    weights_path = model_dir / config.get("weights_file", WEIGHTS_FILE)
-    if not weights_path.is_file():
-        raise AidetectorError(f"{model_dir}: weights file {weights_path.name} is missing")
-    expected = config.get("weights_sha256")
-    if expected and file_sha256(weights_path) != expected:
-        raise AidetectorError(f"{weights_path} is corrupt: its sha256 does not match config.yaml")
+    weights_path = verified_weights_path(model_dir, config)
     network = build_network(**{**config["network"], "pretrained": False})
     state = load_file(str(weights_path))
     network.load_state_dict(
@@ -154,9 +167,7 @@ def convert_model_dir(
         raise AidetectorError(f"unknown precision '{precision}'; use fp32 or fp16")
     source_dir, out_dir = Path(source_dir), Path(out_dir)
     config = read_model_config(source_dir)
-    weights = source_dir / config.get("weights_file", WEIGHTS_FILE)
-    if not weights.is_file() or file_sha256(weights) != config.get("weights_sha256"):
-        raise AidetectorError(f"{weights} is corrupt: its sha256 does not match config.yaml")
+    weights = verified_weights_path(source_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / WEIGHTS_FILE
     if config.get("precision", "fp32") == precision:
@@ -174,7 +185,5 @@ def convert_model_dir(
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": file_sha256(target),
     }
-    (out_dir / CONFIG_FILE).write_text(yaml.safe_dump(converted, sort_keys=False))
-    if metrics is not None:
-        (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True))
+    write_config_and_metrics(out_dir, converted, metrics)
     return out_dir
