@@ -24,13 +24,24 @@ def test_metrics_are_exported_with_the_documented_names(server: BentoServer) -> 
         'inference_requests_total{endpoint="predict",status="400"}',
         'inference_latency_seconds_bucket{endpoint="predict"',
         'model_accuracy{model_version="1"}',
+        'model_registered_accuracy{model_version="1"}',
         "cache_hits_total",
         "cache_misses_total",
         'inference_errors_total{type="not_an_image"}',
         "predictions_total{label=",
         "bentoml_service_adaptive_batch_size_bucket",  # BentoML's own, on the same route
+        # Known label values exist from the start, so rate() sees their first increment.
+        'predictions_total{label="REAL"}',
+        'predictions_total{label="FAKE"}',
+        'cache_errors_total{operation="get"}',
+        'feedback_total{outcome="incorrect"}',
     ):
         assert name in text, name
+    # Resource use and readiness, exported by the service itself (multiprocess mode hides
+    # prometheus_client's process_* metrics).
+    assert server.metric("service_ready") == 1.0
+    assert server.metric("service_cpu_seconds_total") > 0.0
+    assert server.metric("service_memory_bytes") > 50e6
     # NVML only where a GPU is present.
     assert torch.cuda.is_available() or "gpu_utilization_percent{" not in text
 

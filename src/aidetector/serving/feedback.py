@@ -45,6 +45,7 @@ class FeedbackTracker:
         self._samples = metrics.accuracy_samples.labels(model_version=model_version)
         if registered_accuracy is not None:
             self._accuracy.set(registered_accuracy)
+            metrics.registered_accuracy.labels(model_version=model_version).set(registered_accuracy)
         self._samples.set(0)
 
     def remember(self, image_id: str, label: str) -> None:

@@ -4,15 +4,21 @@ They live in prometheus_client's default registry: BentoML runs workers with
 PROMETHEUS_MULTIPROC_DIR set, so every process writes its samples to that directory and
 /metrics aggregates them. Each process registers the metrics exactly once (service_metrics
 is cached); a second registration would raise "Duplicated timeseries".
+
+In that mode prometheus_client's own process_* metrics are not exported, so a sampler
+thread publishes the worker's CPU time and memory (and GPU use through NVML) itself.
+The dashboards and alerts in deploy/monitoring query only these names.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
+import psutil
 from prometheus_client import Counter, Gauge, Histogram
 
 log = logging.getLogger(__name__)
@@ -32,8 +38,19 @@ class ServiceMetrics:
     cache_misses: Counter
     cache_errors: Counter
     model_accuracy: Gauge
+    registered_accuracy: Gauge
     accuracy_samples: Gauge
     feedback: Counter
+    ready: Gauge
+    cpu_seconds: Counter
+    memory_bytes: Gauge
+
+
+# Label values known up front get a zero sample at start: a series that appears only on its
+# first increment hides that increment from rate() and leaves dashboards blank.
+PREDICTION_LABELS = ("REAL", "FAKE")
+CACHE_OPERATIONS = ("get", "set", "get_skipped", "set_skipped")
+FEEDBACK_OUTCOMES = ("correct", "incorrect")
 
 
 @functools.cache
@@ -68,6 +85,12 @@ def service_metrics() -> ServiceMetrics:
             ["model_version"],
             multiprocess_mode="mostrecent",
         ),
+        registered_accuracy=Gauge(
+            "model_registered_accuracy",
+            "Test accuracy recorded in the MLflow registry for the served version",
+            ["model_version"],
+            multiprocess_mode="mostrecent",
+        ),
         accuracy_samples=Gauge(
             "model_accuracy_samples",
             "Labelled feedback behind model_accuracy (0: the registered test accuracy)",
@@ -79,7 +102,30 @@ def service_metrics() -> ServiceMetrics:
             "Labelled feedback received, by whether the verdict was right",
             ["outcome"],
         ),
+        ready=Gauge(
+            "service_ready",
+            "1 once the model is loaded and warmed up (what /readyz reports), else 0",
+            multiprocess_mode="livemin",
+        ),
+        cpu_seconds=Counter(
+            "service_cpu_seconds_total", "CPU time used by the service's worker processes"
+        ),
+        memory_bytes=Gauge(
+            "service_memory_bytes",
+            "Resident memory of the service's worker processes",
+            multiprocess_mode="livesum",
+        ),
     )
+
+
+def initialise_label_values(metrics: ServiceMetrics) -> None:
+    """Give every known label value its zero sample."""
+    for label in PREDICTION_LABELS:
+        metrics.predictions.labels(label=label)
+    for operation in CACHE_OPERATIONS:
+        metrics.cache_errors.labels(operation=operation)
+    for outcome in FEEDBACK_OUTCOMES:
+        metrics.feedback.labels(outcome=outcome)
 
 
 @functools.cache
@@ -93,31 +139,51 @@ def gpu_gauge() -> Gauge:
     )
 
 
-def start_gpu_sampler(interval_s: float = 5.0) -> threading.Thread | None:
-    """Sample NVML utilisation into gpu_utilization_percent; None when NVML has no GPU."""
+def _nvml_handles() -> list[object]:
+    """NVML device handles, or [] where there is no driver, library or GPU."""
     try:
         import pynvml
 
         pynvml.nvmlInit()
-        count = pynvml.nvmlDeviceGetCount()
+        return [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
     except Exception as error:  # no driver, no library, no GPU: nothing to sample
         log.info("GPU metrics off: NVML unavailable (%s)", error)
-        return None
-    if count == 0:
-        return None
-    handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-    gauge = gpu_gauge()
+        return []
+
+
+def start_resource_sampler(
+    metrics: ServiceMetrics, *, gpu: bool, interval_s: float = 5.0
+) -> threading.Thread:
+    """Publish this worker's CPU time and memory, and GPU use when gpu and NVML allow."""
+    process = psutil.Process(os.getpid())
+    handles = _nvml_handles() if gpu else []
+    gauge = gpu_gauge() if handles else None
     stop = threading.Event()
+    last_cpu = 0.0
 
     def sample() -> None:
-        while not stop.wait(interval_s):
-            for index, handle in enumerate(handles):
-                try:
-                    rates = pynvml.nvmlDeviceGetUtilizationRates(handle)
-                except Exception:  # a transient NVML error must not kill the sampler
-                    continue
-                gauge.labels(gpu=str(index)).set(rates.gpu)
+        nonlocal last_cpu
+        times = process.cpu_times()
+        cpu = times.user + times.system
+        metrics.cpu_seconds.inc(max(cpu - last_cpu, 0.0))
+        last_cpu = cpu
+        metrics.memory_bytes.set(process.memory_info().rss)
+        if gauge is None:
+            return
+        import pynvml
 
-    thread = threading.Thread(target=sample, name="gpu-sampler", daemon=True)
+        for index, handle in enumerate(handles):
+            try:
+                rates = pynvml.nvmlDeviceGetUtilizationRates(handle)
+            except Exception:  # a transient NVML error must not kill the sampler
+                continue
+            gauge.labels(gpu=str(index)).set(rates.gpu)
+
+    def loop() -> None:
+        sample()
+        while not stop.wait(interval_s):
+            sample()
+
+    thread = threading.Thread(target=loop, name="resource-sampler", daemon=True)
     thread.start()
     return thread

@@ -24,7 +24,11 @@ from aidetector.serving.cache import PredictionCache
 from aidetector.serving.engine import InferenceEngine, identity_from_labels
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.logging_json import RateLimitedWarner, log_event
-from aidetector.serving.metrics import service_metrics, start_gpu_sampler
+from aidetector.serving.metrics import (
+    initialise_label_values,
+    service_metrics,
+    start_resource_sampler,
+)
 from aidetector.serving.predictor import Predictor
 from aidetector.serving.routes import NotReadyError, router
 from aidetector.serving.sentry import init_sentry
@@ -53,6 +57,8 @@ class AIDetector:
         secrets = Secrets.from_env()
         self.sentry_on = init_sentry(secrets.sentry_dsn)
         self.metrics = service_metrics()
+        initialise_label_values(self.metrics)
+        self.metrics.ready.set(0)
         self.cache = PredictionCache(
             secrets.redis_url,
             ttl_s=SETTINGS.cache_ttl_s,
@@ -83,8 +89,7 @@ class AIDetector:
                 engine.precision,
             )
             engine.warm_up(SETTINGS.max_batch_size)
-            if engine.device.startswith("cuda"):
-                start_gpu_sampler()
+            start_resource_sampler(self.metrics, gpu=engine.device.startswith("cuda"))
             feedback = FeedbackTracker(
                 SETTINGS.feedback_memory,
                 SETTINGS.feedback_window,
@@ -96,6 +101,7 @@ class AIDetector:
             self._predictor = Predictor(
                 SETTINGS, engine.preprocessing, identity, self.cache, feedback, self.metrics
             )
+            self.metrics.ready.set(1)
             if self.sentry_on:
                 sentry_sdk.set_tag("model_version", identity.version)
             log_event(

@@ -13,6 +13,8 @@ from aidetector.errors import AidetectorError
 
 PARAMS_ENV = "AIDETECTOR_PARAMS"
 MODEL_TAG_ENV = "AIDETECTOR_MODEL_TAG"
+# A YAML mapping of serve settings that replace the packaged ones (a Kubernetes ConfigMap).
+OVERRIDES_ENV = "AIDETECTOR_SERVE_OVERRIDES"
 
 
 @dataclass(frozen=True)
@@ -72,14 +74,31 @@ def params_path() -> Path:
 
 
 def load_serve_settings(path: Path | None = None) -> ServeSettings:
-    """Read the `serve` node of a composed params.yaml."""
+    """Read the `serve` node of a composed params.yaml, then AIDETECTOR_SERVE_OVERRIDES."""
     path = path or params_path()
     if not path.is_file():
         raise AidetectorError(f"{path} not found; run from the project root or set {PARAMS_ENV}")
     params = yaml.safe_load(path.read_text()) or {}
     if "serve" not in params:
         raise AidetectorError(f"{path} has no `serve` section; run `make params`")
-    return ServeSettings.from_mapping(dict(params["serve"]))
+    serve = dict(params["serve"])
+    overrides_file = os.environ.get(OVERRIDES_ENV)
+    if overrides_file:
+        serve.update(load_overrides(Path(overrides_file)))
+    return ServeSettings.from_mapping(serve)
+
+
+def load_overrides(path: Path) -> dict[str, Any]:
+    """A mapping of known serve settings; an unknown key is an error, not a silent no-op."""
+    if not path.is_file():
+        raise AidetectorError(f"{OVERRIDES_ENV}={path}: file not found")
+    overrides = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(overrides, dict):
+        raise AidetectorError(f"{OVERRIDES_ENV}={path}: expected a mapping of serve settings")
+    unknown = sorted(set(overrides) - {f.name for f in fields(ServeSettings)})
+    if unknown:
+        raise AidetectorError(f"{path}: unknown serve settings {', '.join(unknown)}")
+    return overrides
 
 
 @dataclass(frozen=True)
