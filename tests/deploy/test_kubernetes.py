@@ -1,0 +1,233 @@
+"""deploy/k8s: every kustomization renders, validates against the Kubernetes schemas (CRDs
+against their own), and says what the runbook promises."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from aidetector.serving.settings import ServeSettings
+
+from .conftest import REPO, Render, ValidateCrds
+
+K8S = REPO / "deploy" / "k8s"
+KUBERNETES_VERSION = "1.32.0"
+CRD_GROUPS = ("monitoring.coreos.com/",)
+KUSTOMIZATIONS = ["base", "overlays/production", "overlays/cpu", "training"]
+API = "ai-image-detector-api"
+
+Objects = list[dict[str, Any]]
+
+
+def find(objects: Objects, kind: str, name: str) -> dict[str, Any]:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def container(objects: Objects, kind: str, name: str) -> dict[str, Any]:
+    return find(objects, kind, name)["spec"]["template"]["spec"]["containers"][0]
+
+
+@pytest.fixture(scope="module")
+def rendered(render: Render) -> dict[str, Objects]:
+    return {name: render(K8S / name) for name in KUSTOMIZATIONS}
+
+
+@pytest.fixture(scope="module")
+def production(rendered: dict[str, Objects]) -> Objects:
+    return rendered["overlays/production"]
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_manifests_validate_against_kubernetes_schemas(
+    rendered: dict[str, Objects], validate_crds: ValidateCrds, name: str
+) -> None:
+    objects = rendered[name]
+    assert objects, f"{name} rendered nothing"
+    builtin = [o for o in objects if not o["apiVersion"].startswith(CRD_GROUPS)]
+    for obj in builtin:
+        try:
+            kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']}: {error.message}")
+    assert validate_crds([o for o in objects if o not in builtin]) == []
+
+
+def test_schema_validation_catches_a_broken_manifest(
+    production: Objects, validate_crds: ValidateCrds
+) -> None:
+    deployment = yaml.safe_load(yaml.safe_dump(find(production, "Deployment", API)))
+    deployment["spec"]["replicas"] = "three"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    monitor = yaml.safe_load(yaml.safe_dump(find(production, "ServiceMonitor", API)))
+    monitor["spec"]["endpoints"][0]["interval"] = "every minute"
+    problems = validate_crds([monitor])
+    assert len(problems) == 1 and "interval" in problems[0]["message"]
+
+
+def test_gpu_deployment_is_production_shaped(production: Objects) -> None:
+    deployment = find(production, "Deployment", API)
+    assert deployment["metadata"]["namespace"] == "ai-image-detector"
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    api = pod["containers"][0]
+    assert api["image"].startswith("ghcr.io/") and ":" in api["image"]
+    resources = api["resources"]
+    assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == 1
+    assert {"cpu", "memory"} <= resources["requests"].keys()
+    assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert api["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert api["startupProbe"]["httpGet"]["path"] == "/readyz"
+    startup = api["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, "model load needs time"
+    assert api["securityContext"]["readOnlyRootFilesystem"] is True
+    assert api["securityContext"]["allowPrivilegeEscalation"] is False
+    assert api["lifecycle"]["preStop"]
+
+
+def test_secrets_and_config_come_from_kubernetes_objects(production: Objects) -> None:
+    api = container(production, "Deployment", API)
+    env = {e["name"]: e for e in api["env"]}
+    for variable in ("API_KEY", "SENTRY_DSN", "REDIS_URL"):
+        assert env[variable]["valueFrom"]["secretKeyRef"]["name"] == "ai-image-detector-secrets"
+    assert not any("value" in env[v] for v in ("API_KEY", "SENTRY_DSN", "REDIS_URL"))
+    # The ConfigMap (with its content hash in the name) is mounted where the env var points.
+    volumes = find(production, "Deployment", API)["spec"]["template"]["spec"]["volumes"]
+    config_map = next(v["configMap"]["name"] for v in volumes if v["name"] == "config")
+    overrides = find(production, "ConfigMap", config_map)["data"]["serve-overrides.yaml"]
+    mount = next(m["mountPath"] for m in api["volumeMounts"] if m["name"] == "config")
+    assert env["AIDETECTOR_SERVE_OVERRIDES"]["value"] == f"{mount}/serve-overrides.yaml"
+    assert_valid_overrides(overrides)
+
+
+def assert_valid_overrides(text: str) -> None:
+    known = set(ServeSettings.__dataclass_fields__)
+    overrides = yaml.safe_load(text)
+    assert overrides and set(overrides) <= known, set(overrides) - known
+
+
+def test_service_hpa_pdb_and_monitor_point_at_the_api(production: Objects) -> None:
+    pod_labels = find(production, "Deployment", API)["spec"]["template"]["metadata"]["labels"]
+    service = find(production, "Service", API)
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    hpa = find(production, "HorizontalPodAutoscaler", API)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": API}
+    assert hpa["spec"]["scaleTargetRef"] == target
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 10)
+    cpu = hpa["spec"]["metrics"][0]["resource"]
+    assert cpu["name"] == "cpu" and cpu["target"]["averageUtilization"] == 70
+    pdb = find(production, "PodDisruptionBudget", API)
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"]
+    monitor = find(production, "ServiceMonitor", API)
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0] == monitor["spec"]["endpoints"][0] | {
+        "port": "http",
+        "path": "/metrics",
+    }
+
+
+def test_redis_cache_matches_the_secret_example(production: Objects) -> None:
+    redis = find(production, "Service", "ai-image-detector-redis")
+    example = (K8S / "base" / "secret.example.env").read_text()
+    assert f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}/0" in example
+    args = container(production, "Deployment", "ai-image-detector-redis")["args"]
+    assert "allkeys-lru" in args  # a cache: evicts instead of failing writes
+
+
+def test_monitoring_configmaps_ship_with_the_overlay(production: Objects) -> None:
+    dashboard = find(production, "ConfigMap", "ai-image-detector-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert "ai-image-detector.json" in dashboard["data"]
+    assert "alerts.yml" in find(production, "ConfigMap", "ai-image-detector-alerts")["data"]
+
+
+def test_cpu_overlay_needs_no_gpu(rendered: dict[str, Objects]) -> None:
+    cpu = rendered["overlays/cpu"]
+    deployment = find(cpu, "Deployment", API)
+    text = yaml.safe_dump(deployment)
+    assert "nvidia.com/gpu" not in text
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    config_map = next(v["configMap"]["name"] for v in volumes if v["name"] == "config")
+    overrides = find(cpu, "ConfigMap", config_map)["data"]["serve-overrides.yaml"]
+    assert_valid_overrides(overrides)
+    assert yaml.safe_load(overrides)["gpus"] == 0
+    assert find(cpu, "HorizontalPodAutoscaler", API)["spec"]["minReplicas"] == 3
+
+
+def test_in_flight_hpa_component_renders_and_validates(render: Render, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    base = os.path.relpath(K8S / "base", overlay)
+    component = os.path.relpath(K8S / "components" / "hpa-inflight", overlay)
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump({"resources": [base], "components": [component]})
+    )
+    hpa = find(render(overlay), "HorizontalPodAutoscaler", API)
+    kubernetes_validate.validate(hpa, KUBERNETES_VERSION, strict=True)
+    metric = hpa["spec"]["metrics"][0]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] == "inference_requests_in_flight"
+
+
+def test_training_job_runs_lightning_ddp_with_torchrun(rendered: dict[str, Objects]) -> None:
+    training = rendered["training"]
+    job = find(training, "Job", "ai-image-detector-ddp")
+    settings = find(
+        training,
+        "ConfigMap",
+        next(
+            o["metadata"]["name"]
+            for o in training
+            if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("ddp-train")
+        ),
+    )["data"]
+    nodes = int(settings["NNODES"])
+    assert nodes >= 2
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == nodes
+    pod = job["spec"]["template"]["spec"]
+    headless = find(training, "Service", pod["subdomain"])
+    assert headless["spec"]["clusterIP"] == "None"
+    script = pod["containers"][0]["args"][0]
+    assert "torchrun" in script and '--node-rank="${JOB_COMPLETION_INDEX}"' in script
+    assert "trainer=ddp" in script and "trainer.num_nodes=${NNODES}" in script
+    assert f"--master-addr={job['metadata']['name']}-0.{pod['subdomain']}" in script
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] >= 1
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["MLFLOW_TRACKING_URI"]["value"] == "http://mlflow:5000"
+    assert (REPO / "conf" / "trainer" / "ddp.yaml").is_file()
+
+
+def test_mlflow_server_uses_postgres_and_s3(rendered: dict[str, Objects]) -> None:
+    training = rendered["training"]
+    mlflow = container(training, "Deployment", "mlflow")
+    assert mlflow["args"][0] == "server" and "--serve-artifacts" in mlflow["args"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in mlflow["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"]["name"] == "mlflow-db"
+    assert env["MLFLOW_ARTIFACTS_DESTINATION"]["name"] == "mlflow-s3"
+    postgres = find(training, "StatefulSet", "mlflow-postgres")
+    assert container(training, "StatefulSet", "mlflow-postgres")["image"].startswith("postgres:")
+    assert postgres["spec"]["volumeClaimTemplates"]
+
+
+def test_every_kustomization_is_tested() -> None:
+    found = {
+        str(path.parent.relative_to(K8S))
+        for path in K8S.rglob("kustomization.yaml")
+        if "components" not in path.parts
+    }
+    assert found == set(KUSTOMIZATIONS)
