@@ -231,3 +231,17 @@ def test_every_kustomization_is_tested() -> None:
         if "components" not in path.parts
     }
     assert found == set(KUSTOMIZATIONS)
+
+
+def test_pod_matches_the_bento_container_image(production: Objects) -> None:
+    # The manifest hard-codes facts of `bentoml containerize`'s image; check them against
+    # BentoML's own template constants so an upgrade that moves them fails here.
+    from bentoml._internal.container.generate import BENTO_HOME, BENTO_UID_GID
+
+    pod = find(production, "Deployment", API)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsUser"] == BENTO_UID_GID
+    api = pod["containers"][0]
+    mounts = {m["name"]: m["mountPath"] for m in api["volumeMounts"]}
+    assert mounts["metrics"] == os.path.join(BENTO_HOME, "prometheus_multiproc_dir")
+    assert mounts["tmp"] == "/tmp"
+    assert api["ports"][0]["containerPort"] == 3000  # `bentoml serve`'s default port
