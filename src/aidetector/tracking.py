@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
 from omegaconf import DictConfig
+
+SQLITE_PREFIX = "sqlite:///"
 
 
 def tracking_uri(cfg: DictConfig) -> str:
@@ -20,6 +27,22 @@ def artifact_location(cfg: DictConfig) -> str | None:
     if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
         return Path(str(cfg.mlflow.artifact_root)).resolve().as_uri()
     return None
+
+
+@contextmanager
+def sqlite_store_lock(uri: str) -> Iterator[None]:
+    """Serialise opening a SQLite tracking store across the processes of one machine.
+
+    torchrun starts every rank at once, and each one's MlflowClient would create the store's
+    tables at the same moment ("table experiments already exists"). A server URI needs no lock.
+    """
+    if not uri.startswith(SQLITE_PREFIX):
+        yield
+        return
+    database = Path(uri.removeprefix(SQLITE_PREFIX)).resolve()
+    key = hashlib.sha256(str(database).encode()).hexdigest()[:16]
+    with FileLock(Path(tempfile.gettempdir()) / f"aidetector-mlflow-{key}.lock"):
+        yield
 
 
 def flatten_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:

@@ -17,7 +17,12 @@ from torch import nn
 from aidetector.errors import AidetectorError
 from aidetector.models.factory import count_parameters
 from aidetector.preprocessing import Preprocessing
-from aidetector.tracking import artifact_location, flatten_config, tracking_uri
+from aidetector.tracking import (
+    artifact_location,
+    flatten_config,
+    sqlite_store_lock,
+    tracking_uri,
+)
 from aidetector.training.history import EpochHistory
 from aidetector.training.module import DetectorModule, class_balanced_weights
 
@@ -79,15 +84,17 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
         class_weights=class_balanced_weights(labels),
     )
 
-    logger = MLFlowLogger(
-        experiment_name=str(cfg.mlflow.experiment),
-        run_name=model_name,
-        tracking_uri=tracking_uri(cfg),
-        artifact_location=artifact_location(cfg),
-        log_model=False,
-    )
-    logger.log_hyperparams(flatten_config(run_config(cfg, model_name)))
-    logger.log_hyperparams({"num_params": count_parameters(net)})
+    uri = tracking_uri(cfg)
+    with sqlite_store_lock(uri):
+        logger = MLFlowLogger(
+            experiment_name=str(cfg.mlflow.experiment),
+            run_name=model_name,
+            tracking_uri=uri,
+            artifact_location=artifact_location(cfg),
+            log_model=False,
+        )
+        logger.log_hyperparams(flatten_config(run_config(cfg, model_name)))
+        logger.log_hyperparams({"num_params": count_parameters(net)})
 
     checkpoint_dir = Path(cfg.paths.checkpoints) / model_name
     checkpoint = ModelCheckpoint(
