@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from aidetector.tracking import sqlite_store_lock
 
 
@@ -19,13 +21,14 @@ def test_sqlite_store_lock_serialises_processes_of_one_store(tmp_path: Path) -> 
     assert entered.is_set()
 
 
-def test_other_stores_and_servers_are_not_blocked(tmp_path: Path) -> None:
-    with (
-        sqlite_store_lock(f"sqlite:///{tmp_path}/a.db"),
-        sqlite_store_lock(f"sqlite:///{tmp_path}/b.db"),
-        sqlite_store_lock("http://127.0.0.1:5000"),
-    ):
-        pass  # a timeout or deadlock would fail the test
+@pytest.mark.parametrize("other", ["sqlite:///{tmp}/b.db", "http://127.0.0.1:5000"])
+def test_other_stores_and_servers_are_not_blocked(tmp_path: Path, other: str) -> None:
+    entered = threading.Event()
+    with sqlite_store_lock(f"sqlite:///{tmp_path}/a.db"):
+        thread = threading.Thread(target=lambda: _enter(other.format(tmp=tmp_path), entered))
+        thread.start()
+        assert entered.wait(5)
+    thread.join(timeout=10)
 
 
 def _enter(uri: str, entered: threading.Event) -> None:
