@@ -16,6 +16,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -158,7 +159,6 @@ def start_resource_sampler(
     process = psutil.Process(os.getpid())
     handles = _nvml_handles() if gpu else []
     gauge = gpu_gauge() if handles else None
-    stop = threading.Event()
     last_cpu = 0.0
 
     def sample() -> None:
@@ -180,9 +180,9 @@ def start_resource_sampler(
             gauge.labels(gpu=str(index)).set(rates.gpu)
 
     def loop() -> None:
-        sample()
-        while not stop.wait(interval_s):
+        while True:
             sample()
+            time.sleep(interval_s)
 
     thread = threading.Thread(target=loop, name="resource-sampler", daemon=True)
     thread.start()
