@@ -13,6 +13,16 @@ from aidetector.config import compose_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CIFAKE_TRAIN = PROJECT_ROOT.parent / "shared" / "data" / "cifake" / "train"
+# A ViT small enough to build in milliseconds: the spec of tests that need a real network.
+TINY_VIT_SPEC = {
+    "name": "vit_tiny",
+    "family": "vit",
+    "arch": "vit_tiny_patch16_224",
+    "img_size": 32,
+    "patch_size": 8,
+    "num_classes": 2,
+    "pretrained": False,
+}
 
 
 @pytest.fixture

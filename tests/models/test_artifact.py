@@ -13,16 +13,9 @@ from aidetector.evaluation.predict import predict_prob_fake
 from aidetector.models.artifact import load_model_dir, read_model_config, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
+from conftest import TINY_VIT_SPEC
 
-SPEC = {
-    "name": "vit_tiny",
-    "family": "vit",
-    "arch": "vit_tiny_patch16_224",
-    "img_size": 32,
-    "patch_size": 8,
-    "num_classes": 2,
-    "pretrained": False,
-}
+SPEC = TINY_VIT_SPEC
 
 
 @pytest.fixture

@@ -29,17 +29,9 @@ from omegaconf import DictConfig
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
-from conftest import tiny_config
+from conftest import TINY_VIT_SPEC, tiny_config
 
-VIT_SPEC = {
-    "name": "vit_tiny",
-    "family": "vit",
-    "arch": "vit_tiny_patch16_224",
-    "img_size": 32,
-    "patch_size": 8,
-    "num_classes": 2,
-    "pretrained": False,
-}
+VIT_SPEC = TINY_VIT_SPEC
 RESNET_SPEC = {
     "name": "resnet18",
     "family": "cnn",
