@@ -10,7 +10,7 @@ NPM := $(shell command -v npm 2>/dev/null)
 NODE_TOOLS := tools/validate/node_modules/.installed
 TOOLS := $(STAMP) $(if $(NPM),$(NODE_TOOLS))
 
-.PHONY: install demo test test-fast lint format params mlflow-ui benchmark bento serve clean
+.PHONY: install demo test test-fast test-gpu lint format params mlflow-ui benchmark bento serve clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ test: $(TOOLS)
 
 test-fast: $(TOOLS)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow and not ddp and not real_data"
+
+## The CUDA checks alone (FP16 serving, NVML metric, 16-mixed training); they skip without a GPU.
+test-gpu: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m gpu -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests pipelines benchmarks

@@ -35,8 +35,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).parent / "bentoml"
 API_KEY = "test-key-0123456789"
 # Small limits keep the oversized inputs of the bad-input corpus cheap to build and send.
+# The shared servers run on the CPU even where a GPU is present (test_cuda.py covers that).
 SERVE_OVERRIDES = [
     "serve.gpus=0",
+    "serve.device=cpu",
     "serve.max_bytes=1048576",
     "serve.max_pixels=4000000",
     "serve.max_batch_images=8",

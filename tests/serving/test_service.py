@@ -47,7 +47,7 @@ def test_served_probabilities_equal_offline_evaluation(
             "name": "ai-image-detector",
             "version": "1",
             "readable_name": "v1.0_cnn_resnet18_fp32",
-            "precision": "fp32",  # no GPU here: FP32 on the CPU
+            "precision": "fp32",  # the shared server runs on the CPU
         }
         assert body["latency_ms"] > 0
 

@@ -96,3 +96,18 @@ def test_real_cifake_images_train_above_chance(tmp_path: Path) -> None:
     assert report["kept"]["REAL"] + report["kept"]["FAKE"] >= 390
     result = train(cfg, "resnet18")
     assert result.metrics["test/auc"] > 0.6
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (trainer=gpu)")
+def test_trainer_gpu_trains_in_mixed_precision_and_exports_fp32(prepared: Path) -> None:
+    cfg = tiny_config(prepared, "model=resnet18", "trainer=gpu", "trainer.max_epochs=1")
+    result = train(cfg, "resnet18")
+    assert 0.0 <= result.metrics["test/acc"] <= 1.0
+    run = MlflowClient(str(cfg.mlflow.tracking_uri)).get_run(result.run_id)
+    assert run.data.params["trainer.accelerator"] == "gpu"
+    assert run.data.params["trainer.precision"] == "16-mixed"
+    # AMP keeps FP32 master weights: the exported model is FP32 and loads on the CPU.
+    loaded = load_model_dir(write_training_outputs(result, cfg))
+    assert next(loaded.network.parameters()).dtype == torch.float32
+    mlflow.set_tracking_uri(None)
