@@ -39,6 +39,25 @@ def test_round_trip_gives_identical_predictions(exported: tuple[torch.nn.Module,
     assert loaded.metrics == {"accuracy": 0.9}
 
 
+def test_cnn_loads_channels_last_and_predicts_like_the_trained_network(tmp_path: Path) -> None:
+    spec = {"name": "resnet18", "family": "cnn", "arch": "resnet18", "img_size": 32}
+    torch.manual_seed(0)
+    network = build_network(**spec).eval()
+    save_model_dir(network, spec, Preprocessing(image_size=32), tmp_path / "cnn")
+    loaded = load_model_dir(tmp_path / "cnn")
+    weight = loaded.network.conv1.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(
+        predict_prob_fake(loaded.network, loaded.preprocessing, images),
+        predict_prob_fake(network, loaded.preprocessing, images),
+        atol=1e-5,
+    )
+    # A loaded network saves again (safetensors needs contiguous tensors).
+    save_model_dir(loaded.network, spec, loaded.preprocessing, tmp_path / "again")
+    assert load_model_dir(tmp_path / "again").config["weights_sha256"]
+
+
 def test_directory_holds_no_pickle(exported: tuple[torch.nn.Module, Path]) -> None:
     _, model_dir = exported
     assert sorted(p.name for p in model_dir.iterdir()) == [
