@@ -73,3 +73,11 @@ def test_the_bento_builds_with_the_model_and_settings(
     assert (src / "params.yaml").is_file()
     wheels = list((src.parent / "env" / "python" / "wheels").glob("ai_image_detector-*.whl"))
     assert wheels, "the project wheel is not in the Bento"
+    # What `bentoml containerize` builds from (no Docker engine here to run it): Debian with
+    # Python 3.11, BentoML's uid and port that the Kubernetes manifests assume, and the
+    # pinned PyPI torch, whose Linux x86_64 wheel is the CUDA build.
+    dockerfile = (src.parent / "env" / "docker" / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "USER bentoml" in dockerfile and "EXPOSE 3000" in dockerfile
+    requirements = (src.parent / "env" / "python" / "requirements.txt").read_text().split()
+    assert {"torch==2.14.1", "torchvision==0.29.1", "nvidia-ml-py==13.615.71"} <= set(requirements)
