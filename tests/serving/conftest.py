@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 import requests
@@ -27,7 +28,8 @@ import torch
 from omegaconf import OmegaConf
 
 from aidetector.config import compose_config
-from aidetector.models.artifact import save_model_dir
+from aidetector.evaluation.predict import predict_prob_fake
+from aidetector.models.artifact import load_model_dir, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 
@@ -141,6 +143,19 @@ def _make_model(root: Path, seed: int) -> Path:
         network, SPEC, Preprocessing(image_size=32), model_dir, metrics={"accuracy": 0.625}
     )
     return model_dir
+
+
+def offline_prob_fake(
+    env: ServingEnv,
+    version: str,
+    images: list[bytes],
+    device: str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """P(FAKE) from the offline evaluation path on the same bytes."""
+    loaded = load_model_dir(env.models[version].model_dir, device=device, dtype=dtype)
+    arrays = np.stack([loaded.preprocessing.bytes_to_array(data) for data in images])
+    return predict_prob_fake(loaded.network, loaded.preprocessing, arrays)
 
 
 @pytest.fixture(scope="session")

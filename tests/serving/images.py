@@ -79,7 +79,12 @@ def zero_png(width: int, height: int) -> bytes:
     return png_with_header(width, height, row * height)
 
 
-def multipart(files: list[tuple[str, bytes]], boundary: str = "testboundary") -> bytes:
+BOUNDARY = "testboundary"
+RAW = {"Content-Type": "application/octet-stream"}
+MULTIPART = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+
+
+def multipart(files: list[tuple[str, bytes]], boundary: str = BOUNDARY) -> bytes:
     """A multipart/form-data body with one part per (field, bytes)."""
     parts = []
     for index, (name, data) in enumerate(files):

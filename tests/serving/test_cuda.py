@@ -13,12 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from aidetector.evaluation.predict import predict_prob_fake
-from aidetector.models.artifact import load_model_dir
 from aidetector.serving.engine import InferenceEngine
 
-from .conftest import BentoServer, ServingEnv, start_server, wait_until
-from .images import convertible_images, multipart, unique_jpeg
+from .conftest import BentoServer, ServingEnv, offline_prob_fake, start_server, wait_until
+from .images import MULTIPART, RAW, convertible_images, multipart, unique_jpeg
 
 pytestmark = [
     pytest.mark.gpu,
@@ -27,24 +25,10 @@ pytestmark = [
     ),
 ]
 
-RAW = {"Content-Type": "application/octet-stream"}
-MULTIPART = {"Content-Type": "multipart/form-data; boundary=testboundary"}
 # FP16 keeps about 3 significant digits; random-weight logits stay small.
 FP16_VS_FP32_ATOL = 1e-2
 # The same FP16 network on the same GPU; cuDNN may pick other kernels per batch size.
 SAME_PRECISION_ATOL = 2e-3
-
-
-def offline_arrays(env: ServingEnv, images: list[bytes]) -> np.ndarray:
-    preprocessing = load_model_dir(env.models["1"].model_dir).preprocessing
-    return np.stack([preprocessing.bytes_to_array(data) for data in images])
-
-
-def offline_prob_fake(
-    env: ServingEnv, arrays: np.ndarray, device: str, dtype: torch.dtype
-) -> np.ndarray:
-    loaded = load_model_dir(env.models["1"].model_dir, device=device, dtype=dtype)
-    return predict_prob_fake(loaded.network, loaded.preprocessing, arrays)
 
 
 def test_engine_runs_fp16_on_cuda_close_to_fp32(serving_env: ServingEnv) -> None:
@@ -53,10 +37,10 @@ def test_engine_runs_fp16_on_cuda_close_to_fp32(serving_env: ServingEnv) -> None
     assert next(engine.loaded.network.parameters()).dtype == torch.float16
     engine.warm_up(32)
 
-    arrays = offline_arrays(serving_env, list(convertible_images().values()))
-    served = engine.predict(arrays)
-    assert served.dtype == np.float32 and served.shape == (len(arrays),)
-    fp32_cpu = offline_prob_fake(serving_env, arrays, "cpu", torch.float32)
+    images = list(convertible_images().values())
+    served = engine.predict(np.stack([engine.preprocessing.bytes_to_array(d) for d in images]))
+    assert served.dtype == np.float32 and served.shape == (len(images),)
+    fp32_cpu = offline_prob_fake(serving_env, "1", images)
     np.testing.assert_allclose(served, fp32_cpu, atol=FP16_VS_FP32_ATOL)
 
 
@@ -79,9 +63,8 @@ def gpu_server(serving_env: ServingEnv) -> Iterator[BentoServer]:
 
 def test_served_fp16_equals_offline_fp16(gpu_server: BentoServer, serving_env: ServingEnv) -> None:
     images = convertible_images()
-    arrays = offline_arrays(serving_env, list(images.values()))
-    fp16_gpu = offline_prob_fake(serving_env, arrays, "cuda", torch.float16)
-    fp32_cpu = offline_prob_fake(serving_env, arrays, "cpu", torch.float32)
+    fp16_gpu = offline_prob_fake(serving_env, "1", list(images.values()), "cuda", torch.float16)
+    fp32_cpu = offline_prob_fake(serving_env, "1", list(images.values()))
     for (name, data), want16, want32 in zip(images.items(), fp16_gpu, fp32_cpu, strict=True):
         response = gpu_server.post("/predict", data=data, headers=RAW)
         assert response.status_code == 200, (name, response.text)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from .conftest import BentoServer
-from .images import unique_jpeg
+from .images import RAW, unique_jpeg
 
-RAW = {"Content-Type": "application/octet-stream"}
 LOG_FIELDS = {
     "event", "image_id", "prediction", "confidence", "latency_ms", "model_version", "cached",
     "timestamp",

@@ -15,14 +15,13 @@ import yaml
 from aidetector.serving.metrics import gpu_gauge
 
 from .conftest import BentoServer
-from .images import unique_jpeg
+from .images import RAW, unique_jpeg
 
 REPO = Path(__file__).parents[2]
 DASHBOARD = REPO / "deploy/monitoring/grafana/ai-image-detector.json"
 RULES = REPO / "deploy/monitoring/prometheus/alerts.yml"
 ADAPTER = REPO / "deploy/k8s/components/hpa-inflight/prometheus-adapter-values.yaml"
 # Grafana's range variables, replaced by a concrete range so that the query parses.
-RAW = {"Content-Type": "application/octet-stream"}
 GRAFANA_RANGES = re.compile(r"\$__(rate_interval|interval|range)")
 
 

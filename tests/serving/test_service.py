@@ -12,21 +12,15 @@ import time
 import numpy as np
 import pytest
 
-from aidetector.evaluation.predict import predict_prob_fake
-from aidetector.models.artifact import load_model_dir
-
-from .conftest import BentoServer, RedisServer, ServingEnv, start_server, wait_until
-from .images import convertible_images, multipart, unique_jpeg
-
-RAW = {"Content-Type": "application/octet-stream"}
-MULTIPART = {"Content-Type": "multipart/form-data; boundary=testboundary"}
-
-
-def offline_prob_fake(env: ServingEnv, version: str, images: list[bytes]) -> np.ndarray:
-    """P(FAKE) from the offline evaluation path on the same bytes."""
-    loaded = load_model_dir(env.models[version].model_dir)
-    arrays = np.stack([loaded.preprocessing.bytes_to_array(data) for data in images])
-    return predict_prob_fake(loaded.network, loaded.preprocessing, arrays)
+from .conftest import (
+    BentoServer,
+    RedisServer,
+    ServingEnv,
+    offline_prob_fake,
+    start_server,
+    wait_until,
+)
+from .images import MULTIPART, RAW, convertible_images, multipart, unique_jpeg
 
 
 def test_served_probabilities_equal_offline_evaluation(
