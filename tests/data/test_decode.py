@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from aidetector.data.decode import decode_file, strict_decoding
+from aidetector.data.decode import DecodedImage, decode_file, strict_decoding
 
 
 def _jpeg_bytes() -> bytes:
@@ -31,15 +31,20 @@ def test_a_jpeg_cut_anywhere_is_corrupt_or_truncated(tmp_path: Path, keep: float
         assert decode_file(path, 8) == "corrupt_or_truncated"
 
 
-def test_text_is_not_an_image_and_a_valid_file_gives_pixels_and_hash(tmp_path: Path) -> None:
+def test_text_is_not_an_image_and_a_valid_file_gives_pixels_hash_and_native_size(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "a.jpg").write_text("hello")
     (tmp_path / "b.jpg").write_bytes(_jpeg_bytes())
 
     with strict_decoding():
         assert decode_file(tmp_path / "a.jpg", 8) == "not_an_image"
-        pixels, digest = decode_file(tmp_path / "b.jpg", 8)
+        decoded = decode_file(tmp_path / "b.jpg", 8)
 
-    assert pixels.shape == (8, 8, 3) and pixels.dtype == np.uint8 and len(digest) == 64
+    assert isinstance(decoded, DecodedImage)
+    assert decoded.pixels.shape == (8, 8, 3) and decoded.pixels.dtype == np.uint8
+    assert len(decoded.sha256) == 64
+    assert (decoded.width, decoded.height) == (24, 24)
 
 
 def test_strict_decoding_restores_the_global_pillow_settings(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -12,11 +14,18 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from aidetector.data.ingest import SplitRatios, ingest_image_folder, read_manifest, write_prepared
+from aidetector.data.ingest import (
+    SplitRatios,
+    ingest_image_folder,
+    read_manifest,
+    read_split_meta,
+    write_prepared,
+)
 from aidetector.errors import AidetectorError
 
 SIZE = 8
 CIFAKE_TRAIN = Path(__file__).resolve().parents[3] / "shared/data/cifake/train"
+FLAT_FIXTURE_HASH_BEFORE_GROUPS = "3cb3c79a40147e1e5790a0674135328846e50e4b5b8202cef29e1fbdf6d2802c"
 
 
 def _pixels(seed: int, size: int = SIZE) -> np.ndarray:
@@ -265,7 +274,6 @@ def test_greyscale_palette_rgba_and_16bit_inputs_become_rgb_uint8(tmp_path: Path
     Image.fromarray(rgba).save(root / "REAL" / "alpha.png")
     Image.fromarray(grey[1].astype(np.uint16) * 200).save(root / "REAL" / "deep.png")
     (root / "REAL" / ".hidden.png").write_bytes(b"ignored")
-    _save(root / "REAL" / "nested" / "not_scanned.png", _pixels(3))
 
     dataset = ingest_image_folder(root, 6, SplitRatios(0.5, 0.25, 0.25), seed=0)
 
@@ -274,6 +282,122 @@ def test_greyscale_palette_rgba_and_16bit_inputs_become_rgb_uint8(tmp_path: Path
     assert Image.open(root / "REAL" / "palette.png").mode == "P"
     for split in dataset.splits.values():
         assert split.images.dtype == np.uint8 and split.images.shape[1:] == (6, 6, 3)
+
+
+def test_nested_files_are_kept_and_counted_under_their_first_subfolder_as_group(
+    tmp_path: Path,
+) -> None:
+    root = _flat(tmp_path / "data", real=3, fake=3)
+    _fill(root / "FAKE" / "sdxl" / "a" / "b", 2, 500)
+    _fill(root / "FAKE" / "midjourney", 1, 600)
+    # A folder named train inside a class folder is only a group, not the nested layout.
+    _fill(root / "REAL" / "train", 2, 700)
+    (root / "FAKE" / ".cache").mkdir()
+    _save(root / "FAKE" / ".cache" / "hidden.png", _pixels(800))
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(), seed=0)
+
+    report = dataset.report
+    assert report.scanned == {"REAL": 5, "FAKE": 6} and report.skipped_total == 0
+    assert report.groups == {
+        "REAL": {"": 3, "train": 2},
+        "FAKE": {"": 3, "midjourney": 1, "sdxl": 2},
+    }
+    group_of = {
+        source: group
+        for split in dataset.splits.values()
+        for source, group in zip(split.sources, split.groups, strict=True)
+    }
+    assert group_of["FAKE/sdxl/a/b/img_001.png"] == "sdxl"
+    assert group_of["REAL/train/img_000.png"] == "train"
+    assert group_of["REAL/img_000.png"] == "" and group_of["FAKE/img_002.png"] == ""
+    assert not any(".cache" in source for source in group_of)
+
+
+def test_a_class_folder_with_images_only_in_subfolders_is_usable(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    _fill(root / "REAL" / "camera_a", 4, 0)
+    _fill(root / "FAKE" / "gan", 4, 100)
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(0.5, 0.25, 0.25), seed=0)
+
+    assert dataset.report.kept == {"REAL": 4, "FAKE": 4}
+    assert dataset.report.groups == {"REAL": {"camera_a": 4}, "FAKE": {"gan": 4}}
+
+
+def test_symlinked_files_and_folders_are_not_followed_and_are_counted(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data", real=4, fake=4)
+    outside = tmp_path / "outside"
+    _fill(outside, 3, 900)
+    os.symlink(outside / "img_000.png", root / "REAL" / "linked.png")
+    os.symlink(outside, root / "FAKE" / "linked_dir", target_is_directory=True)
+    os.symlink(tmp_path / "nowhere.png", root / "FAKE" / "dangling.png")
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(0.5, 0.25, 0.25), seed=0)
+
+    report = dataset.report
+    assert report.kept == {"REAL": 4, "FAKE": 4}
+    assert report.skipped["REAL"]["symlink"] == 1 and report.skipped["FAKE"]["symlink"] == 2
+    assert report.scanned == {"REAL": 5, "FAKE": 6} and report.skipped_total == 3
+    sources = [s for split in dataset.splits.values() for s in split.sources]
+    assert not any("linked" in s or "dangling" in s for s in sources)
+
+
+def test_manifest_records_group_and_native_size_not_the_resized_size(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    for i in range(4):
+        _save(root / "REAL" / f"r{i}.png", _pixels(i, 16 + i))
+        _save(root / "FAKE" / "sdxl" / f"f{i}.png", _pixels(100 + i, 30))
+    wide = np.random.default_rng(5).integers(0, 256, (12, 40, 3), dtype=np.uint8)
+    _save(root / "FAKE" / "wide.png", wide)
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(0.5, 0.25, 0.25), seed=0)
+    write_prepared(dataset, tmp_path / "out")
+
+    with (tmp_path / "out" / "manifest.csv").open(newline="") as handle:
+        rows = {row["source"]: row for row in csv.DictReader(handle)}
+    assert (rows["FAKE/wide.png"]["width"], rows["FAKE/wide.png"]["height"]) == ("40", "12")
+    assert rows["FAKE/wide.png"]["group"] == ""
+    assert rows["FAKE/sdxl/f0.png"]["group"] == "sdxl"
+    assert rows["REAL/r2.png"]["width"] == rows["REAL/r2.png"]["height"] == "18"
+    train = dataset.splits["train"]
+    assert train.images.shape[1:3] == (SIZE, SIZE)
+    assert dataset.report.native_sizes == {
+        "min_width": min(train.widths),
+        "max_width": max(train.widths),
+        "min_height": min(train.heights),
+        "max_height": max(train.heights),
+    }
+    assert min(train.widths) > SIZE
+    meta = read_split_meta(tmp_path / "out", "train")
+    assert meta.sources == train.sources and meta.groups == train.groups
+    assert meta.widths.tolist() == train.widths and meta.heights.tolist() == train.heights
+
+
+def test_data_hash_of_a_flat_folder_keeps_its_original_recipe(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data")
+
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(), seed=0)
+
+    # The recipe from before groups and sizes existed, so existing data versions still match.
+    expected = hashlib.sha256(f"image_size={SIZE}\n".encode())
+    for split in ("train", "val", "test"):
+        data = dataset.splits[split]
+        for label, content_hash in zip(data.labels.tolist(), data.hashes, strict=True):
+            expected.update(f"{split},{label},{content_hash}\n".encode())
+    assert dataset.data_hash == expected.hexdigest()
+    # Computed with the ingest code from before recursive folders, for this exact fixture.
+    assert dataset.data_hash == FLAT_FIXTURE_HASH_BEFORE_GROUPS
+    real = [
+        hashlib.sha256(
+            b"8x8\n" + Image.open(root / "REAL" / f"img_{i:03d}.png").convert("RGB").tobytes()
+        ).hexdigest()
+        for i in range(10)
+    ]
+    train = dataset.splits["train"]
+    assert [h for h, lab in zip(train.hashes, train.labels, strict=True) if lab == 0] == [
+        h for h in real if h in train.hashes
+    ]
 
 
 @pytest.mark.real_data

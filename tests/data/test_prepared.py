@@ -14,6 +14,7 @@ from aidetector.data.prepared import (
     SplitData,
     load_split,
     read_manifest,
+    read_split_meta,
     write_prepared,
 )
 from aidetector.errors import AidetectorError
@@ -30,6 +31,9 @@ def _dataset(first_label: int = 0) -> PreparedDataset:
             labels=labels,
             hashes=[f"{split}{i}" * 8 for i in range(n)],
             sources=[f"REAL/a, b ({i}).png" for i in range(n)],
+            groups=["" if i == 0 else f"gen {i}" for i in range(n)],
+            widths=[10 + i for i in range(n)],
+            heights=[20 + i for i in range(n)],
         )
     counts = {s: {"REAL": 0, "FAKE": len(d)} for s, d in splits.items()}
     report = IngestReport("root", 4, ["REAL", "FAKE"], {}, {}, {}, 0, 0, 0, 0, counts, False, 0, {})
@@ -59,8 +63,10 @@ def test_manifests_agree_and_csv_quotes_commas_in_source_paths(tmp_path: Path) -
 
     assert manifest["data_hash"] == report["data_hash"] == dataset.data_hash
     assert manifest["classes"] == ["REAL", "FAKE"] and manifest["image_size"] == 4
-    assert lines[0] == "split,index,label,class,sha256,source" and len(lines) == 6
-    assert lines[1].endswith(',"REAL/a, b (0).png"')
+    assert lines[0] == "split,index,label,class,sha256,source,group,width,height"
+    assert len(lines) == 6
+    assert lines[1].endswith(',"REAL/a, b (0).png",,10,20')
+    assert lines[2].endswith(',"REAL/a, b (1).png",gen 1,11,21')
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -84,3 +90,53 @@ def test_missing_or_mismatched_prepared_files_raise(tmp_path: Path) -> None:
     np.save(tmp_path / "val_labels.npy", np.zeros(5, dtype=np.int64))
     with pytest.raises(AidetectorError, match="re-run the ingest step"):
         load_split(tmp_path, "val")
+
+
+def test_read_split_meta_returns_each_split_in_index_order(tmp_path: Path) -> None:
+    dataset = _dataset()
+    write_prepared(dataset, tmp_path)
+
+    for split, data in dataset.splits.items():
+        meta = read_split_meta(tmp_path, split)
+
+        assert meta.hashes == data.hashes and meta.sources == data.sources
+        assert meta.groups == data.groups
+        assert meta.widths.dtype == np.int64 and meta.widths.tolist() == data.widths
+        assert meta.heights.dtype == np.int64 and meta.heights.tolist() == data.heights
+
+
+def test_split_data_without_groups_or_sizes_is_written_as_unknown(tmp_path: Path) -> None:
+    dataset = _dataset()
+    for data in dataset.splits.values():
+        data.groups, data.widths, data.heights = [], [], []
+    write_prepared(dataset, tmp_path)
+
+    meta = read_split_meta(tmp_path, "train")
+
+    assert meta.groups == ["", "", ""]
+    assert meta.widths.tolist() == [-1, -1, -1] and meta.heights.tolist() == [-1, -1, -1]
+
+
+def test_manifest_from_before_groups_and_sizes_reads_as_unknown(tmp_path: Path) -> None:
+    (tmp_path / "manifest.csv").write_text(
+        "split,index,label,class,sha256,source\n"
+        "val,0,0,REAL,aa,REAL/x.png\n"
+        "train,1,1,FAKE,cc,FAKE/z.png\n"
+        "train,0,0,REAL,bb,REAL/y.png\n"
+    )
+
+    meta = read_split_meta(tmp_path, "train")
+
+    assert meta.hashes == ["bb", "cc"] and meta.sources == ["REAL/y.png", "FAKE/z.png"]
+    assert meta.groups == ["", ""]
+    assert meta.widths.tolist() == [-1, -1] and meta.heights.tolist() == [-1, -1]
+
+
+def test_read_split_meta_without_a_manifest_or_with_gaps_raises(tmp_path: Path) -> None:
+    with pytest.raises(AidetectorError, match=r"manifest\.csv not found: run the ingest step"):
+        read_split_meta(tmp_path, "train")
+    (tmp_path / "manifest.csv").write_text(
+        "split,index,label,class,sha256,source\ntrain,1,0,REAL,aa,REAL/x.png\n"
+    )
+    with pytest.raises(AidetectorError, match="gaps or repeats"):
+        read_split_meta(tmp_path, "train")

@@ -1,4 +1,4 @@
-"""Strict decoding of one image file: its pixels and content hash, or why it was skipped."""
+"""Strict decoding of one image file: its pixels, content hash and size, or why it was skipped."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hashlib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,16 @@ _IMAGE_SIGNATURES: tuple[bytes, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class DecodedImage:
+    """A decoded file: resized pixels, content hash and native size of the original."""
+
+    pixels: np.ndarray
+    sha256: str
+    width: int
+    height: int
+
+
 @contextmanager
 def strict_decoding() -> Iterator[None]:
     """Within the block, truncated images fail and decompression-bomb warnings raise."""
@@ -45,8 +56,10 @@ def strict_decoding() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def decode_file(path: Path, image_size: int) -> tuple[np.ndarray, str] | str:
-    """Return (resized pixels, sha256 of the original RGB pixels), or the reason to skip.
+def decode_file(path: Path, image_size: int) -> DecodedImage | str:
+    """Return the resized pixels, sha256 and size of the original RGB image, or why to skip it.
+
+    The size is the decoded original's (EXIF orientation applied), before resizing.
 
     Call it inside strict_decoding(), which makes truncated files and decompression bombs fail.
     """
@@ -68,4 +81,9 @@ def decode_file(path: Path, image_size: int) -> tuple[np.ndarray, str] | str:
         return "corrupt_or_truncated"
     digest = hashlib.sha256(f"{image.width}x{image.height}\n".encode())
     digest.update(image.tobytes())
-    return resize_to_array(image, image_size), digest.hexdigest()
+    return DecodedImage(
+        pixels=resize_to_array(image, image_size),
+        sha256=digest.hexdigest(),
+        width=image.width,
+        height=image.height,
+    )
