@@ -8,7 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from aidetector.evaluation.predict import predict_prob_fake_batch
+from aidetector.evaluation.predict import run_batch
+from aidetector.models.domain import DomainProfile
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
 
 
@@ -18,6 +19,8 @@ def measure_batch1_latency(
     images: np.ndarray,
     samples: int = 100,
     warmup: int = 10,
+    temperature: float = 1.0,
+    domain: DomainProfile | None = None,
 ) -> dict[str, float]:
     """Return mean and p95 milliseconds of single-image predictions over `samples` runs."""
     network.eval()
@@ -25,7 +28,7 @@ def measure_batch1_latency(
     timings = []
     for index, batch in enumerate(batches):
         start = time.perf_counter()
-        predict_prob_fake_batch(network, preprocessing, batch)
+        run_batch(network, preprocessing, batch, temperature, domain)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         if index >= warmup:

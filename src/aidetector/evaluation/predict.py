@@ -1,24 +1,102 @@
-"""Batched inference on uint8 images, shared by evaluation, the registry check and serving."""
+"""Batched inference on uint8 images, shared by evaluation, the registry check and serving.
+
+One forward pass gives both the calibrated P(FAKE) (logits divided by the model's fitted
+temperature) and the features that the domain check measures (its score: above 1 is out
+of domain).
+"""
 
 from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from aidetector.models.domain import DomainProfile
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
 
 FAKE = 1
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Per-image results of one batch: calibrated P(FAKE) and the domain score (or NaN)."""
+
+    prob_fake: np.ndarray
+    distance: np.ndarray
+
+
+def probe_features(
+    network: nn.Module, inputs: torch.Tensor
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Return (the domain probes' features, logits) of a timm classifier in one forward pass.
+
+    `low_level`: channel means and standard deviations of the first feature maps (the
+    ResNet stem, the ViT's first block); `penultimate`: what the classifier reads.
+    """
+    final, (first,) = network.forward_intermediates(inputs, indices=[0])  # type: ignore[operator]
+    first = first.float()
+    low_level = torch.cat([first.mean(dim=(2, 3)), first.std(dim=(2, 3), correction=0)], dim=1)
+    penultimate = network.forward_head(final, pre_logits=True)  # type: ignore[operator]
+    logits = network.get_classifier()(penultimate)  # type: ignore[operator]
+    return {"low_level": low_level, "penultimate": penultimate}, logits
 
 
 @torch.inference_mode()
-def predict_prob_fake_batch(
-    network: nn.Module, preprocessing: Preprocessing, batch: torch.Tensor
-) -> torch.Tensor:
-    """Return P(FAKE) as float32 for a uint8 (N, 3, H, W) batch, in the network's dtype/device."""
+def run_batch(
+    network: nn.Module,
+    preprocessing: Preprocessing,
+    batch: torch.Tensor,
+    temperature: float = 1.0,
+    domain: DomainProfile | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Return (calibrated P(FAKE) as float32, domain score or None) for a uint8 NCHW batch."""
     parameter = next(network.parameters())
     inputs = preprocessing(batch.to(parameter.device)).to(parameter.dtype)
-    return network(inputs).float().softmax(dim=1)[:, FAKE]
+    if domain is None:
+        logits = network(inputs)
+        distance = None
+    else:
+        features, logits = probe_features(network, inputs)
+        distance = domain.score(features)
+    prob_fake = (logits.float() / temperature).softmax(dim=1)[:, FAKE]
+    return prob_fake, distance
+
+
+def predict_prob_fake_batch(
+    network: nn.Module, preprocessing: Preprocessing, batch: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
+    """Return calibrated P(FAKE) as float32 for a uint8 (N, 3, H, W) batch."""
+    return run_batch(network, preprocessing, batch, temperature)[0]
+
+
+def predict_outputs(
+    network: nn.Module,
+    preprocessing: Preprocessing,
+    images: np.ndarray,
+    batch_size: int = 256,
+    temperature: float = 1.0,
+    domain: DomainProfile | None = None,
+) -> Outputs:
+    """Return P(FAKE) and feature distances for every HxWx3 uint8 image in images, in order."""
+    network.eval()
+    probs: list[torch.Tensor] = []
+    distances: list[torch.Tensor] = []
+    for start in range(0, len(images), batch_size):
+        batch = arrays_to_batch(images[start : start + batch_size])
+        prob_fake, distance = run_batch(network, preprocessing, batch, temperature, domain)
+        probs.append(prob_fake.cpu())
+        distances.append(
+            distance.cpu() if distance is not None else torch.full_like(prob_fake.cpu(), np.nan)
+        )
+    if not probs:
+        empty = np.empty(0, dtype=np.float32)
+        return Outputs(empty, empty.copy())
+    return Outputs(torch.cat(probs).numpy(), torch.cat(distances).float().numpy())
 
 
 def predict_prob_fake(
@@ -26,11 +104,49 @@ def predict_prob_fake(
     preprocessing: Preprocessing,
     images: np.ndarray,
     batch_size: int = 256,
+    temperature: float = 1.0,
 ) -> np.ndarray:
-    """Return P(FAKE) for every HxWx3 uint8 image in images, in order."""
+    """Return calibrated P(FAKE) for every HxWx3 uint8 image in images, in order."""
+    return predict_outputs(network, preprocessing, images, batch_size, temperature).prob_fake
+
+
+@torch.inference_mode()
+def collect_features_and_logits(
+    network: nn.Module, preprocessing: Preprocessing, images: np.ndarray, batch_size: int = 256
+) -> tuple[dict[str, np.ndarray], torch.Tensor]:
+    """Return (float32 probe features by name, float32 logits) for images: calibration's input."""
     network.eval()
-    outputs = [
-        predict_prob_fake_batch(network, preprocessing, arrays_to_batch(images[i : i + batch_size]))
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(outputs).cpu().numpy() if outputs else np.empty(0, dtype=np.float32)
+    parameter = next(network.parameters())
+    features: dict[str, list[torch.Tensor]] = {}
+    logits: list[torch.Tensor] = []
+    for start in range(0, len(images), batch_size):
+        batch = arrays_to_batch(images[start : start + batch_size]).to(parameter.device)
+        probes, out = probe_features(network, preprocessing(batch).to(parameter.dtype))
+        for name, values in probes.items():
+            features.setdefault(name, []).append(values.float().cpu())
+        logits.append(out.float().cpu())
+    return {name: torch.cat(parts).numpy() for name, parts in features.items()}, torch.cat(logits)
+
+
+def fp16_copy(network: nn.Module) -> nn.Module:
+    """Return a half-precision copy of network (weights rounded to FP16)."""
+    return copy.deepcopy(network).half().eval()
+
+
+def predict_fp16(
+    network: nn.Module,
+    preprocessing: Preprocessing,
+    images: np.ndarray,
+    batch_size: int,
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Return P(FAKE) from an FP16 copy; where the CPU lacks an FP16 kernel, autocast upcasts it."""
+    half = fp16_copy(network)
+    try:
+        return predict_prob_fake(half, preprocessing, images, batch_size, temperature)
+    except RuntimeError as error:  # an op without a Half kernel on this device
+        log.warning("pure FP16 inference failed (%s); using autocast with FP16 weights", error)
+        upcast = half.float()
+        device = next(upcast.parameters()).device.type
+        with torch.autocast(device_type=device, dtype=torch.float16):
+            return predict_prob_fake(upcast, preprocessing, images, batch_size, temperature)

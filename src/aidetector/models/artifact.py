@@ -20,6 +20,7 @@ from torch import nn
 
 from aidetector import CLASS_NAMES
 from aidetector.errors import AidetectorError
+from aidetector.models.domain import DOMAIN_FILE, DomainProfile
 from aidetector.models.factory import build_network, network_kwargs
 from aidetector.preprocessing import Preprocessing
 
@@ -38,11 +39,26 @@ class LoadedModel:
     preprocessing: Preprocessing
     config: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
+    domain: DomainProfile | None = None
 
     @property
     def precision(self) -> str:
         """The stored precision, fp32 or fp16."""
         return str(self.config["precision"])
+
+    @property
+    def temperature(self) -> float:
+        """The fitted softmax temperature (1.0 for a model saved before calibration)."""
+        return float(self.config.get("temperature", 1.0))
+
+
+def model_files(config: dict[str, Any]) -> list[str]:
+    """Return the files that make up a model directory: weights, domain profile, config, metrics."""
+    files = [str(config.get("weights_file", WEIGHTS_FILE))]
+    domain = config.get("domain")
+    if isinstance(domain, dict):
+        files.append(str(domain.get("file", DOMAIN_FILE)))
+    return [*files, CONFIG_FILE, METRICS_FILE]
 
 
 def file_sha256(path: Path) -> str:
@@ -62,8 +78,14 @@ def save_model_dir(
     precision: str = "fp32",
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    temperature: float = 1.0,
+    domain: DomainProfile | None = None,
 ) -> Path:
-    """Write weights (cast to precision), config.yaml and optional metrics.json; return out_dir."""
+    """Write weights (cast to precision), config.yaml and optional metrics.json; return out_dir.
+
+    temperature (fitted on validation data) and the domain profile travel with the weights,
+    so that every copy of the directory predicts and flags the same way.
+    """
     if precision not in PRECISIONS:
         raise AidetectorError(f"unknown precision '{precision}'; use fp32 or fp16")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -87,6 +109,8 @@ def save_model_dir(
         "precision": precision,
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": file_sha256(weights_path),
+        "temperature": float(temperature),
+        **({"domain": domain.save(out_dir)} if domain is not None else {}),
         **(extra or {}),
     }
     write_config_and_metrics(out_dir, config, metrics)
@@ -150,11 +174,14 @@ def load_model_dir(
         network = network.to(memory_format=torch.channels_last)
     metrics_path = model_dir / METRICS_FILE
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    section = config.get("domain")
+    domain = DomainProfile.load(model_dir, section).to(device) if section else None
     return LoadedModel(
         network=network,
         preprocessing=Preprocessing.from_dict(config["preprocessing"]),
         config=config,
         metrics=metrics,
+        domain=domain,
     )
 
 
@@ -174,6 +201,10 @@ def convert_model_dir(
     weights = verified_weights_path(source_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / WEIGHTS_FILE
+    section = config.get("domain")
+    if section:  # the domain profile stays float32 in both precisions
+        name = str(section.get("file", DOMAIN_FILE))
+        shutil.copyfile(source_dir / name, out_dir / name)
     if config.get("precision", "fp32") == precision:
         shutil.copyfile(weights, target)
     else:

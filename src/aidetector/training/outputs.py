@@ -38,6 +38,8 @@ def write_training_outputs(result: TrainResult, cfg: DictConfig) -> Path:
         model_dir,
         precision="fp32",
         extra={"data_hash": data_hash, "mlflow_run_id": result.run_id},
+        temperature=result.calibration.temperature if result.calibration else 1.0,
+        domain=result.calibration.domain if result.calibration else None,
     )
     summary = {"model": result.model_name, "mlflow_run_id": result.run_id, **result.metrics}
     (model_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True))

@@ -23,6 +23,7 @@ from aidetector.tracking import (
     sqlite_store_lock,
     tracking_uri,
 )
+from aidetector.training.calibrate import Calibration, CalibrationSettings, calibrate
 from aidetector.training.history import EpochHistory
 from aidetector.training.module import DetectorModule, class_balanced_weights
 
@@ -39,6 +40,7 @@ class TrainResult:
     run_id: str | None
     history: list[dict[str, float]] = field(default_factory=list)
     is_global_zero: bool = True
+    calibration: Calibration | None = None
 
 
 def preprocessing_from_config(data_cfg: DictConfig) -> Preprocessing:
@@ -140,6 +142,19 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
     metrics["num_params"] = float(count_parameters(net))
     metrics["best_val_score"] = float(checkpoint.best_model_score or float("nan"))
     metrics["epochs_trained"] = float(trainer.current_epoch)
+    calibration = None
+    if trainer.is_global_zero:  # one rank fits; the others' results are discarded
+        settings = CalibrationSettings.from_config(cfg.calibration)
+        calibration = calibrate(
+            module.net,
+            preprocessing,
+            Path(cfg.paths.prepared),
+            settings,
+            int(cfg.evaluate.batch_size),
+        )
+        metrics.update(calibration.metrics)
+        if logger.run_id:
+            logger.log_metrics(calibration.metrics)
     return TrainResult(
         model_name=model_name,
         metrics=metrics,
@@ -149,4 +164,5 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
         run_id=logger.run_id if trainer.is_global_zero else None,
         history=history.rows,
         is_global_zero=trainer.is_global_zero,
+        calibration=calibration,
     )

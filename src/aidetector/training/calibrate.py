@@ -1,0 +1,110 @@
+"""After training: fit the softmax temperature and the domain profile on the prepared splits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aidetector.data.prepared import load_split, read_split_meta
+from aidetector.errors import AidetectorError
+from aidetector.evaluation.calibration import expected_calibration_error, fit_temperature
+from aidetector.evaluation.predict import FAKE, collect_features_and_logits
+from aidetector.models.domain import DomainProfile, fit_domain_profile
+from aidetector.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """conf/config.yaml `calibration`: how the temperature and the domain profile are fitted."""
+
+    domain_percentile: float = 99.0
+    size_tolerance: float = 2.0
+    max_train_images: int = 5000
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, node: Any) -> CalibrationSettings:
+        """Build from the `calibration` config node; an unknown key is an error."""
+        values = dict(node)
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise AidetectorError(f"unknown calibration setting(s): {', '.join(sorted(unknown))}")
+        return cls(
+            domain_percentile=float(values.get("domain_percentile", cls.domain_percentile)),
+            size_tolerance=float(values.get("size_tolerance", cls.size_tolerance)),
+            max_train_images=int(values.get("max_train_images", cls.max_train_images)),
+            seed=int(values.get("seed", cls.seed)),
+        )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The fitted temperature and domain profile, with validation figures before and after."""
+
+    temperature: float
+    domain: DomainProfile
+    metrics: dict[str, float]
+
+
+def native_side_range(prepared_dir: Path) -> tuple[int, int]:
+    """Return (smallest, largest) native image side of the training split; (-1, -1) if unknown."""
+    meta = read_split_meta(prepared_dir, "train")
+    known = (meta.widths > 0) & (meta.heights > 0)
+    if not known.any():
+        return -1, -1
+    widths, heights = meta.widths[known], meta.heights[known]
+    return int(np.minimum(widths, heights).min()), int(np.maximum(widths, heights).max())
+
+
+def calibrate(
+    network: nn.Module,
+    preprocessing: Preprocessing,
+    prepared_dir: Path,
+    settings: CalibrationSettings,
+    batch_size: int = 256,
+) -> Calibration:
+    """Fit temperature on validation logits and the domain profile on training features."""
+    train_images, train_labels = load_split(prepared_dir, "train")
+    if len(train_labels) > settings.max_train_images:
+        rng = np.random.default_rng(settings.seed)
+        keep = np.sort(rng.choice(len(train_labels), settings.max_train_images, replace=False))
+        train_images, train_labels = train_images[keep], train_labels[keep]
+    val_images, val_labels = load_split(prepared_dir, "val")
+    was_training = network.training
+    train_features, _ = collect_features_and_logits(
+        network, preprocessing, train_images, batch_size
+    )
+    val_features, val_logits = collect_features_and_logits(
+        network, preprocessing, val_images, batch_size
+    )
+    network.train(was_training)
+    temperature = fit_temperature(val_logits, torch.from_numpy(val_labels))
+    before = val_logits.softmax(dim=1)[:, FAKE].numpy()
+    after = (val_logits / temperature).softmax(dim=1)[:, FAKE].numpy()
+    domain = fit_domain_profile(
+        train_features,
+        train_labels,
+        val_features,
+        native_side_range(prepared_dir),
+        percentile=settings.domain_percentile,
+        size_tolerance=settings.size_tolerance,
+    )
+    labels = torch.from_numpy(val_labels)
+    nll = torch.nn.functional.cross_entropy
+    metrics = {
+        "calibration/temperature": temperature,
+        "calibration/val_nll_uncalibrated": float(nll(val_logits, labels)),
+        "calibration/val_nll": float(nll(val_logits / temperature, labels)),
+        "calibration/val_ece_uncalibrated": expected_calibration_error(val_labels, before),
+        "calibration/val_ece": expected_calibration_error(val_labels, after),
+        **{
+            f"calibration/{name}_threshold": probe.threshold
+            for name, probe in domain.probes.items()
+        },
+    }
+    return Calibration(temperature, domain, metrics)
