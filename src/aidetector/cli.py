@@ -67,6 +67,40 @@ def cmd_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
     )
 
 
+def cmd_prepare_set(cfg: DictConfig, args: argparse.Namespace) -> None:
+    """Ingest the evaluation suite's extra sets (all, or --name) into paths.suite/<name>."""
+    from aidetector.data.evalset import ingest_eval_folder, write_eval_set
+    from aidetector.data.prepared import read_split_meta
+
+    sets = dict(cfg.evaluate.suite.sets or {})
+    names = [args.name] if args.name else sorted(sets)
+    for name in names:
+        if name not in sets:
+            known = ", ".join(sorted(sets)) or "none"
+            raise AidetectorError(
+                f"suite set '{name}' is not configured (configured: {known}); add it with "
+                f"+evaluate.suite.sets.{name}.root=PATH"
+            )
+    prepared = Path(cfg.paths.prepared)
+    # Images the models were trained or tuned on; an eval set that holds them is reported.
+    seen = {h for split in ("train", "val") for h in read_split_meta(prepared, split).hashes}
+    for name in names:
+        eval_set = ingest_eval_folder(
+            name,
+            Path(sets[name].root),
+            image_size=int(cfg.data.image_size),
+            classes=tuple(cfg.data.classes),
+            training_hashes=seen,
+        )
+        out_dir = Path(cfg.paths.suite) / name
+        write_eval_set(eval_set, out_dir)
+        report = eval_set.report
+        print(
+            f"{name}: {len(eval_set.data)} images, data hash {eval_set.data_hash[:12]}, "
+            f"{report.get('overlap_with_training', 0)} also in the training data -> {out_dir}"
+        )
+
+
 def _selected_models(cfg: DictConfig, args: argparse.Namespace) -> list[str]:
     if args.model:
         return [args.model]
@@ -86,7 +120,7 @@ def cmd_train(cfg: DictConfig, args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
-    """Evaluate each trained model (FP32 and FP16) on the test split."""
+    """Evaluate each trained model on the evaluation suite (FP32 and FP16, calibration)."""
     from aidetector.evaluation.evaluate import evaluate_from_config, write_evaluation_outputs
     from aidetector.training.train import model_spec
 
@@ -108,7 +142,8 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "demo-data": (cmd_demo_data, "generate the synthetic demo dataset"),
     "prepare": (cmd_prepare, "validate, deduplicate, split and cache an image folder"),
     "train": (cmd_train, "train the configured models (Lightning, tracked in MLflow)"),
-    "evaluate": (cmd_evaluate, "evaluate trained models on the test split"),
+    "prepare-set": (cmd_prepare_set, "prepare the evaluation suite's extra image folders"),
+    "evaluate": (cmd_evaluate, "evaluate trained models on the evaluation suite"),
     "params": (cmd_params, "compose conf/ with overrides into params.yaml"),
     **REGISTRY_COMMANDS,
 }
@@ -133,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=vit_tiny")
         if name in ("train", "evaluate"):
             sub.add_argument("--model", help="only this configured model (default: all)")
+        if name == "prepare-set":
+            sub.add_argument("--name", help="only this configured set (default: all)")
         if name == "params":
             sub.add_argument("--output", default="params.yaml", help="where to write")
         add_registry_arguments(name, sub)

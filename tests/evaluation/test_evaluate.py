@@ -1,51 +1,86 @@
-"""evaluate_model: FP32 and FP16 metrics, batch-1 latency, and the report files."""
+"""evaluate_model on the suite: flat test metrics with calibration, FP16 and latency; reports."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
-import numpy as np
+import pytest
 import torch
+from test_suite import EXTRA_SET, SIZE, VARIANTS, prepare_suite_dirs
 
 from aidetector.evaluation.evaluate import (
     EvaluationResult,
     evaluate_model,
     write_evaluation_outputs,
 )
+from aidetector.evaluation.suite import load_suite
 from aidetector.models.artifact import LoadedModel
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 from conftest import tiny_config
 
 
-def test_evaluate_reports_fp32_fp16_and_latency(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def result(tmp_path_factory: pytest.TempPathFactory) -> EvaluationResult:
+    root = tmp_path_factory.mktemp("evaluate")
+    prepared, suite_dir = prepare_suite_dirs(root)
+    suite = load_suite(prepared, suite_dir, [EXTRA_SET], VARIANTS)
     torch.manual_seed(0)
-    network = build_network(arch="resnet18", img_size=32).eval()
-    loaded = LoadedModel(network, Preprocessing(image_size=32), {"precision": "fp32"})
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
-    labels = np.array([0, 1] * 20)
-    cfg = tiny_config(tmp_path)
-    result = evaluate_model(loaded, images, labels, cfg.evaluate)
+    network = build_network(arch="resnet18", img_size=SIZE).eval()
+    config = {"precision": "fp32", "class_names": ["REAL", "FAKE"], "temperature": 1.5}
+    loaded = LoadedModel(network, Preprocessing(image_size=SIZE), config)
+    return evaluate_model(loaded, suite, tiny_config(root).evaluate)
+
+
+def test_evaluate_reports_calibration_domain_fp16_and_latency(result: EvaluationResult) -> None:
     metrics = result.metrics
-    assert 0.0 <= metrics["accuracy"] <= 1.0
-    assert abs(metrics["fp16_accuracy_delta"]) <= 0.1
+    for key in (
+        "ece",
+        "ece_uncalibrated",
+        "brier",
+        "flagged",
+        "temperature",
+        "fp16_accuracy",
+        "fp16_accuracy_delta",
+        "fp16_f1_fake",
+        "latency_ms_mean",
+        "latency_ms_p95",
+        "num_params",
+    ):
+        assert key in metrics, key
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["n"] == 6
+    assert metrics["temperature"] == 1.5
+    assert metrics["flagged"] == 0.0  # no domain profile: nothing is flagged
+    assert 0.0 <= metrics["ece"] <= 1.0 and 0.0 <= metrics["brier"] <= 1.0
+    assert abs(metrics["fp16_accuracy_delta"]) <= 1 / 6 + 1e-9
     assert metrics["latency_ms_p95"] >= metrics["latency_ms_mean"] * 0.5 > 0
-    assert metrics["n"] == 40
+    # The flat metrics are the suite table's test row.
+    assert result.suite is not None
+    assert metrics["ece"] == result.suite.rows["test"]["ece"]
+    assert metrics["accuracy"] == result.suite.rows["test"]["accuracy"]
 
 
-def test_outputs_are_flat_json_and_dvc_plot_files(tmp_path: Path) -> None:
+def test_outputs_hold_the_suite_table_and_the_reliability_diagram(
+    result: EvaluationResult, tmp_path: Path
+) -> None:
     cfg = tiny_config(tmp_path)
-    result = EvaluationResult(
-        metrics={"accuracy": 0.5, "roc_auc": 0.5, "f1_fake": 0.5},
-        labels=np.array([0, 1, 0, 1]),
-        prob_fake=np.array([0.2, 0.7, 0.6, 0.4]),
-    )
+
     out_dir = write_evaluation_outputs(result, cfg, "resnet18")
+
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert all(isinstance(v, float | int) for v in metrics.values())
+    suite = json.loads((out_dir / "suite.json").read_text())
+    assert result.suite is not None
+    assert suite["suite_hash"] == result.suite.suite_hash
+    assert {"test", "test:jpeg_q75", EXTRA_SET, f"{EXTRA_SET}/FAKE/genA"} <= set(suite)
+    assert suite["test"]["accuracy_drop"] == 0.0
+    with (out_dir / "reliability.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["bin_lower", "bin_upper", "confidence", "accuracy", "count"]
+    assert sum(int(row[4]) for row in rows[1:]) == 6
     assert (out_dir / "confusion.csv").read_text().splitlines()[0] == "actual,predicted"
     assert (out_dir / "roc.csv").read_text().startswith("fpr,tpr,threshold")
-    for png in ("confusion_matrix.png", "roc.png"):
+    for png in ("confusion_matrix.png", "roc.png", "reliability.png"):
         assert (out_dir / "png" / png).read_bytes()[:4] == b"\x89PNG"

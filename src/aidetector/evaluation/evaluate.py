@@ -1,10 +1,10 @@
-"""Evaluate an exported model on the test split: metrics, FP16 parity, latency, plots."""
+"""Evaluate an exported model on the evaluation suite: metrics, calibration, FP16, plots."""
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,88 +13,87 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
-from torch import nn
 
-from aidetector.data.prepared import load_split
-from aidetector.evaluation.latency import measure_batch1_latency
 from aidetector.evaluation.metrics import classification_metrics, roc_points
 from aidetector.evaluation.plots import (
     confusion_rows,
     save_confusion_png,
     save_history_png,
+    save_reliability_png,
     save_roc_png,
     write_rows_csv,
 )
-from aidetector.evaluation.predict import predict_prob_fake
+from aidetector.evaluation.predict import fp16_copy, predict_fp16
+from aidetector.evaluation.scoring import SuiteScores, score_model
+from aidetector.evaluation.suite import TEST_SET, Suite, load_suite_from_config, write_json
 from aidetector.models.artifact import LoadedModel, load_model_dir
 from aidetector.models.factory import count_parameters
-from aidetector.preprocessing import Preprocessing
 from aidetector.tracking import tracking_uri
 
+__all__ = ["EvaluationResult", "evaluate_model", "fp16_copy", "predict_fp16"]
+
 log = logging.getLogger(__name__)
+MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")
 
 
 @dataclass
 class EvaluationResult:
-    """Flat metrics plus the per-sample outputs the plots are drawn from."""
+    """Flat test metrics, the suite table, and the per-sample outputs the plots are drawn from."""
 
     metrics: dict[str, float]
     labels: np.ndarray
     prob_fake: np.ndarray
+    suite: SuiteScores | None = None
 
 
-def fp16_copy(network: nn.Module) -> nn.Module:
-    """Return a half-precision copy of network (weights rounded to FP16)."""
-    return copy.deepcopy(network).half().eval()
-
-
-def predict_fp16(
-    network: nn.Module, preprocessing: Preprocessing, images: np.ndarray, batch_size: int
-) -> np.ndarray:
-    """Return P(FAKE) from an FP16 copy; where the CPU lacks an FP16 kernel, autocast upcasts it."""
-    half = fp16_copy(network)
-    try:
-        return predict_prob_fake(half, preprocessing, images, batch_size)
-    except RuntimeError as error:  # an op without a Half kernel on this device
-        log.warning("pure FP16 inference failed (%s); using autocast with FP16 weights", error)
-        upcast = half.float()
-        device = next(upcast.parameters()).device.type
-        with torch.autocast(device_type=device, dtype=torch.float16):
-            return predict_prob_fake(upcast, preprocessing, images, batch_size)
-
-
-def evaluate_model(
-    loaded: LoadedModel, images: np.ndarray, labels: np.ndarray, cfg: DictConfig
-) -> EvaluationResult:
-    """Return test metrics of a loaded FP32 model and of its FP16 copy."""
-    batch_size = int(cfg.batch_size)
-    network, preprocessing = loaded.network, loaded.preprocessing
-    prob_fake = predict_prob_fake(network, preprocessing, images, batch_size)
+def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: DictConfig) -> EvaluationResult:
+    """Return the test split's flat metrics and the model's whole suite table."""
+    scores = score_model(
+        loaded,
+        suite,
+        batch_size=int(cfg.batch_size),
+        latency_samples=int(cfg.latency_samples),
+        latency_warmup=int(cfg.latency_warmup),
+    )
+    labels, prob_fake = scores.test_labels, scores.test_prob_fake
     metrics = classification_metrics(labels, prob_fake)
-    fp16_metrics = classification_metrics(
-        labels, predict_fp16(network, preprocessing, images, batch_size)
-    )
-    metrics["fp16_accuracy"] = fp16_metrics["accuracy"]
-    metrics["fp16_f1_fake"] = fp16_metrics["f1_fake"]
-    metrics["fp16_accuracy_delta"] = fp16_metrics["accuracy"] - metrics["accuracy"]
+    test_row = scores.rows[TEST_SET]
+    metrics.update({key: test_row[key] for key in ("ece", "brier", "flagged")})
     metrics.update(
-        measure_batch1_latency(
-            network, preprocessing, images, int(cfg.latency_samples), int(cfg.latency_warmup)
-        )
+        {
+            "ece_uncalibrated": scores.model["ece_uncalibrated"],
+            "temperature": scores.model["temperature"],
+            "fp16_accuracy": scores.model["fp16_accuracy"],
+            "fp16_accuracy_delta": scores.model["fp16_accuracy_delta"],
+            "latency_ms_mean": scores.model["latency_ms_mean"],
+            "latency_ms_p95": scores.model["latency_ms_p95"],
+            "num_params": count_parameters(loaded.network),
+        }
     )
-    metrics["num_params"] = count_parameters(network)
-    return EvaluationResult(metrics=metrics, labels=labels, prob_fake=prob_fake)
+    fp16 = predict_fp16(
+        loaded.network,
+        loaded.preprocessing,
+        suite.test.images,
+        int(cfg.batch_size),
+        loaded.temperature,
+    )
+    metrics["fp16_f1_fake"] = classification_metrics(labels, fp16)["f1_fake"]
+    return EvaluationResult(metrics=metrics, labels=labels, prob_fake=prob_fake, suite=scores)
 
 
 def evaluate_from_config(cfg: DictConfig, model_name: str) -> EvaluationResult:
-    """Load models/<name> and the prepared test split, and evaluate."""
+    """Load models/<name> and the evaluation suite, and evaluate."""
     loaded = load_model_dir(Path(cfg.paths.models) / model_name, dtype=torch.float32)
-    images, labels = load_split(Path(cfg.paths.prepared), "test")
-    return evaluate_model(loaded, images, labels, cfg.evaluate)
+    return evaluate_model(loaded, load_suite_from_config(cfg), cfg.evaluate)
+
+
+def suite_metrics_file(scores: SuiteScores) -> dict[str, object]:
+    """Return suite.json's content: the suite hash and one flat mapping per row."""
+    return {"suite_hash": scores.suite_hash, **scores.rows}
 
 
 def write_evaluation_outputs(result: EvaluationResult, cfg: DictConfig, model_name: str) -> Path:
-    """Write metrics.json, plot data and PNGs under reports/eval/<name>, and log them to MLflow."""
+    """Write metrics, the suite table, plot data and PNGs under reports/eval/<name>; log them."""
     out_dir = Path(cfg.paths.eval_reports) / model_name
     png_dir = out_dir / "png"
     png_dir.mkdir(parents=True, exist_ok=True)
@@ -107,17 +106,26 @@ def write_evaluation_outputs(result: EvaluationResult, cfg: DictConfig, model_na
     title = f"{model_name} (test)"
     save_confusion_png(result.labels, predicted, png_dir / "confusion_matrix.png", title)
     save_roc_png(points, result.metrics["roc_auc"], png_dir / "roc.png", title)
+    if result.suite is not None:
+        write_json(out_dir / "suite.json", suite_metrics_file(result.suite))
+        write_rows_csv(result.suite.reliability, out_dir / "reliability.csv")
+        save_reliability_png(
+            result.suite.reliability,
+            result.metrics.get("ece", float("nan")),
+            png_dir / "reliability.png",
+            title,
+        )
     history = Path(cfg.paths.train_reports) / model_name / "history.csv"
     if history.is_file():
         save_history_png(history, png_dir / "training_curves.png", model_name)
-    log_to_training_run(cfg, model_name, result.metrics, out_dir)
+    log_to_training_run(cfg, model_name, result, out_dir)
     return out_dir
 
 
 def log_to_training_run(
-    cfg: DictConfig, model_name: str, metrics: dict[str, float], out_dir: Path
+    cfg: DictConfig, model_name: str, result: EvaluationResult, out_dir: Path
 ) -> None:
-    """Add test metrics and plots to the model's MLflow training run, if that run still exists."""
+    """Add test metrics, the suite table and plots to the model's MLflow training run."""
     summary_path = Path(cfg.paths.models) / model_name / "train_summary.json"
     run_id = (
         json.loads(summary_path.read_text()).get("mlflow_run_id")
@@ -128,8 +136,16 @@ def log_to_training_run(
         return
     client = MlflowClient(tracking_uri(cfg))
     try:
-        for key, value in metrics.items():
+        for key, value in result.metrics.items():
             client.log_metric(run_id, f"eval/{key}", float(value))
+        if result.suite is not None:
+            # Suite metrics are only comparable under one hash: the tag names it.
+            client.set_tag(run_id, "suite_hash", result.suite.suite_hash)
+            for row, values in result.suite.rows.items():
+                # Source folders may hold any character; MLflow names may not.
+                name = MLFLOW_UNSAFE.sub("_", row)
+                for key, value in values.items():
+                    client.log_metric(run_id, f"suite/{name}/{key}", float(value))
         client.log_artifacts(run_id, str(out_dir), artifact_path="evaluation")
     except MlflowException as error:
         log.warning("could not log evaluation to MLflow run %s: %s", run_id, error)

@@ -80,3 +80,24 @@ def save_history_png(history_csv: Path, path: Path, title: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def save_reliability_png(bins: list[dict[str, float]], ece: float, path: Path, title: str) -> None:
+    """Save a reliability diagram: accuracy against mean confidence per bin, with counts."""
+    figure, axes = plt.subplots(figsize=(4, 4))
+    axes.plot([0.5, 1.0], [0.5, 1.0], linestyle="--", color="grey", label="perfect")
+    if bins:
+        axes.plot(
+            [b["confidence"] for b in bins],
+            [b["accuracy"] for b in bins],
+            marker="o",
+            label=f"model (ECE {ece:.3f})",
+        )
+        for row in bins:
+            axes.annotate(str(int(row["count"])), (row["confidence"], row["accuracy"]), fontsize=6)
+    axes.set(xlabel="confidence", ylabel="accuracy", title=title, xlim=(0.45, 1.02))
+    axes.set_ylim(0.0, 1.02)
+    axes.legend(loc="lower right", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,206 @@
+"""Score one model on the evaluation suite: the table that evaluation and promotion share.
+
+Rows are sets (`test`, an extra set's name), variants of the test split (`test:jpeg_q75`) and
+sources inside a set (`xsource/FAKE/sdxl`). Every row has the same metrics, from one forward
+pass per image through the one prediction path (calibrated, with the domain check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aidetector.errors import AidetectorError
+from aidetector.evaluation.calibration import (
+    brier_score,
+    expected_calibration_error,
+    reliability_bins,
+)
+from aidetector.evaluation.latency import measure_batch1_latency
+from aidetector.evaluation.metrics import classification_metrics
+from aidetector.evaluation.predict import Outputs, predict_fp16, predict_outputs
+from aidetector.evaluation.suite import TEST_SET, Suite, SuiteMember, apply_variant
+from aidetector.models.artifact import LoadedModel
+
+# Per-row metrics, in table order.
+ROW_METRICS: tuple[str, ...] = (
+    "accuracy",
+    "accuracy_drop",
+    "f1_real",
+    "f1_fake",
+    "roc_auc",
+    "ece",
+    "brier",
+    "flagged",
+    "n",
+)
+
+
+class SuiteMismatchError(AidetectorError):
+    """The model cannot be scored on this suite (another input size or class order)."""
+
+
+@dataclass
+class SuiteScores:
+    """One model's suite table, plus model-level figures and the test split's raw outputs."""
+
+    suite_hash: str
+    rows: dict[str, dict[str, float]]
+    model: dict[str, float]
+    test_labels: np.ndarray = field(repr=False)
+    test_prob_fake: np.ndarray = field(repr=False)
+    reliability: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready dict (no per-image arrays)."""
+        return {
+            "suite_hash": self.suite_hash,
+            "rows": self.rows,
+            "model": self.model,
+            "reliability": self.reliability,
+        }
+
+
+def check_compatible(loaded: LoadedModel, suite: Suite) -> None:
+    """Raise SuiteMismatchError when the model takes another input size or class order."""
+    size = loaded.preprocessing.image_size
+    if size != suite.image_size:
+        raise SuiteMismatchError(
+            f"the model takes {size} px inputs but the suite is at {suite.image_size} px"
+        )
+    names = tuple(loaded.config.get("class_names", suite.classes))
+    if names != suite.classes:
+        raise SuiteMismatchError(
+            f"the model's classes are {list(names)} but the suite's are {list(suite.classes)}"
+        )
+
+
+def in_domain_mask(loaded: LoadedModel, outputs: Outputs, member: SuiteMember) -> np.ndarray:
+    """Return True per image that the model's domain check accepts (all True without a profile)."""
+    if loaded.domain is None:
+        return np.ones(len(outputs.prob_fake), dtype=bool)
+    widths, heights = member.meta.widths, member.meta.heights
+    return np.array(
+        [
+            loaded.domain.check(
+                float(distance),
+                int(width) if width > 0 else None,
+                int(height) if height > 0 else None,
+            ).in_domain
+            for distance, width, height in zip(outputs.distance, widths, heights, strict=True)
+        ],
+        dtype=bool,
+    )
+
+
+def row_metrics(
+    labels: np.ndarray, prob_fake: np.ndarray, in_domain: np.ndarray
+) -> dict[str, float]:
+    """Return one table row: accuracy, F1 per class, ROC-AUC, ECE, Brier, flagged share, n."""
+    base = classification_metrics(labels, prob_fake)
+    return {
+        "accuracy": base["accuracy"],
+        "f1_real": base["f1_real"],
+        "f1_fake": base["f1_fake"],
+        "roc_auc": base["roc_auc"],
+        "ece": expected_calibration_error(labels, prob_fake),
+        "brier": brier_score(labels, prob_fake),
+        "flagged": float(1.0 - in_domain.mean()) if len(in_domain) else float("nan"),
+        "n": float(len(labels)),
+    }
+
+
+def group_rows(
+    member: SuiteMember, classes: tuple[str, ...], prob_fake: np.ndarray, in_domain: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Return one row per source group (`SET/CLASS/group`), scored against the other class.
+
+    A generator's row holds its images plus every image of the other classes in the set, so
+    its ROC-AUC says how well that generator is told apart from the real photos.
+    """
+    groups = np.asarray(member.meta.groups, dtype=object)
+    rows: dict[str, dict[str, float]] = {}
+    if not len(groups) or not any(groups):
+        return rows
+    for label, class_name in enumerate(classes):
+        for group in sorted({g for g, y in zip(groups, member.labels, strict=True) if y == label}):
+            if not group:
+                continue
+            own = (member.labels == label) & (groups == group)
+            chosen = own | (member.labels != label)
+            row = row_metrics(member.labels[chosen], prob_fake[chosen], in_domain[chosen])
+            # Accuracy and flagged describe the group's own images only.
+            own_metrics = row_metrics(member.labels[own], prob_fake[own], in_domain[own])
+            row.update(
+                accuracy=own_metrics["accuracy"],
+                flagged=own_metrics["flagged"],
+                n=own_metrics["n"],
+            )
+            rows[f"{member.name}/{class_name}/{group}"] = row
+    return rows
+
+
+def score_model(
+    loaded: LoadedModel,
+    suite: Suite,
+    batch_size: int = 256,
+    latency_samples: int = 100,
+    latency_warmup: int = 10,
+) -> SuiteScores:
+    """Score a loaded model on every set, variant and source group of the suite."""
+    check_compatible(loaded, suite)
+    network, preprocessing = loaded.network, loaded.preprocessing
+
+    def outputs_of(images: np.ndarray) -> Outputs:
+        return predict_outputs(
+            network, preprocessing, images, batch_size, loaded.temperature, loaded.domain
+        )
+
+    rows: dict[str, dict[str, float]] = {}
+    test_outputs = outputs_of(suite.test.images)
+    for member in suite.members():
+        outputs = test_outputs if member is suite.test else outputs_of(member.images)
+        mask = in_domain_mask(loaded, outputs, member)
+        rows[member.name] = row_metrics(member.labels, outputs.prob_fake, mask)
+        rows.update(group_rows(member, suite.classes, outputs.prob_fake, mask))
+        if member is suite.test:
+            for variant in suite.variants:
+                varied = outputs_of(apply_variant(member.images, variant))
+                varied_mask = in_domain_mask(loaded, varied, member)
+                rows[f"{TEST_SET}:{variant.name}"] = row_metrics(
+                    member.labels, varied.prob_fake, varied_mask
+                )
+    clean = rows[TEST_SET]["accuracy"]
+    for row in rows.values():
+        row["accuracy_drop"] = clean - row["accuracy"]
+    rows = {name: {key: row[key] for key in ROW_METRICS} for name, row in rows.items()}
+
+    labels = suite.test.labels
+    fp32_like = test_outputs.prob_fake
+    fp16 = predict_fp16(network, preprocessing, suite.test.images, batch_size, loaded.temperature)
+    uncalibrated = predict_outputs(network, preprocessing, suite.test.images, batch_size).prob_fake
+    model = {
+        "temperature": loaded.temperature,
+        "ece_uncalibrated": expected_calibration_error(labels, uncalibrated),
+        "fp16_accuracy": classification_metrics(labels, fp16)["accuracy"],
+        "fp16_accuracy_delta": classification_metrics(labels, fp16)["accuracy"]
+        - classification_metrics(labels, fp32_like)["accuracy"],
+        **measure_batch1_latency(
+            network,
+            preprocessing,
+            suite.test.images,
+            latency_samples,
+            latency_warmup,
+            temperature=loaded.temperature,
+            domain=loaded.domain,
+        ),
+    }
+    return SuiteScores(
+        suite_hash=suite.hash,
+        rows=rows,
+        model=model,
+        test_labels=labels,
+        test_prob_fake=fp32_like,
+        reliability=reliability_bins(labels, fp32_like),
+    )
