@@ -31,10 +31,17 @@ from .conftest import (
 
 @pytest.fixture
 def registered(
-    tmp_path: Path, server_env: MlflowServer, trained_dirs: dict[str, Path]
+    tmp_path: Path,
+    server_env: MlflowServer,
+    trained_dirs: dict[str, Path],
+    separable_prepared: Path,
+    shared_score_cache: Path,
 ) -> tuple[DictConfig, list[RegisteredVersion]]:
-    """One trained ViT registered as versions 1 (FP32) and 2 (FP16); no alias set."""
-    cfg = registry_config(tmp_path)
+    """One trained ViT registered as versions 1 (FP32) and 2 (FP16); no alias set.
+
+    The ViT is right on the whole evaluation suite, so the policy promotes its FP16 version.
+    """
+    cfg = registry_config(tmp_path, prepared=separable_prepared, score_cache=shared_score_cache)
     install_trained_model(cfg, trained_dirs["vit_a"], eval_metrics())
     return cfg, register_models(cfg)
 
@@ -61,7 +68,7 @@ def test_export_writes_the_champion_and_follows_a_ui_alias_change(
 ) -> None:
     cfg, versions = registered
     name = cfg.registry.name
-    promote_by_policy(cfg)  # champion: the FP16 version
+    assert promote_by_policy(cfg).decision.champion == "2"  # the FP16 version
     code, out, _ = run_cli(capsys, "export", "--out", f"{tmp_path}/a", f"registry.name={name}")
     assert code == 0 and "version 2@champion" in out
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [

@@ -25,15 +25,17 @@ def test_dry_run_lists_the_files_and_shows_the_card(
     tmp_path: Path,
     server_env: MlflowServer,
     trained_dirs: dict[str, Path],
+    separable_prepared: Path,
+    shared_score_cache: Path,
     capsys: pytest.CaptureFixture[str],
     in_project_root: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    cfg = registry_config(tmp_path)
+    cfg = registry_config(tmp_path, prepared=separable_prepared, score_cache=shared_score_cache)
     install_trained_model(cfg, trained_dirs["vit_a"], eval_metrics(accuracy=0.875))
     register_models(cfg)
-    promote_by_policy(cfg)
+    assert promote_by_policy(cfg).decision.champion == "2"  # right on the whole suite
     name = f"registry.name={cfg.registry.name}"
 
     assert main(["push-hub", "--repo-id", "acme/detector", "--dry-run", name]) == 0

@@ -14,10 +14,9 @@ from mlflow.tracking import MlflowClient
 
 from aidetector.errors import AidetectorError
 from aidetector.models.artifact import (
-    CONFIG_FILE,
-    METRICS_FILE,
     WEIGHTS_FILE,
     file_sha256,
+    model_files,
     read_model_config,
 )
 from aidetector.registry.client import connect, mlflow_errors, resolve_version
@@ -35,6 +34,7 @@ class ExportedModel:
     files: tuple[str, ...]
     alias: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    description: str = ""
 
 
 def verify_version_dir(model_dir: Path, version: ModelVersion) -> str:
@@ -92,8 +92,7 @@ def export_model_version(
         sha = verify_version_dir(local, model_version)
         out_dir.mkdir(parents=True, exist_ok=True)
         files = []
-        weights_file = str(read_model_config(local).get("weights_file", WEIGHTS_FILE))
-        for file_name in (weights_file, CONFIG_FILE, METRICS_FILE):
+        for file_name in model_files(read_model_config(local)):
             if (local / file_name).is_file():
                 shutil.copyfile(local / file_name, out_dir / file_name)
                 files.append(file_name)
@@ -106,6 +105,7 @@ def export_model_version(
         files=tuple(files),
         alias=alias if version is None else None,
         tags=dict(model_version.tags),
+        description=model_version.description or "",
     )
 
 

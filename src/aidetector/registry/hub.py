@@ -15,6 +15,7 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from aidetector.errors import AidetectorError
 from aidetector.models.artifact import METRICS_FILE, read_model_config
 from aidetector.registry.export import ExportedModel
+from aidetector.registry.suite_table import SUITE_HEADING
 
 CARD_FILE = "README.md"
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
@@ -54,6 +55,17 @@ def _number(metrics: dict[str, Any], key: str, digits: int = 4) -> str:
     return "n/a" if value is None else f"{float(value):.{digits}f}"
 
 
+def suite_section(description: str) -> str:
+    """Return the evaluation-suite table that promotion wrote into the version description."""
+    if SUITE_HEADING not in description:
+        return (
+            "This version has not been scored on an evaluation suite yet: run the promote "
+            "stage (`dvc repro`), which scores the champion and every candidate side by side."
+        )
+    table = description.split(SUITE_HEADING, 1)[1]
+    return f"Suite{table.rstrip()}"
+
+
 def build_model_card(exported: ExportedModel) -> ModelCard:
     """Return the model card: metrics, data, intended use, limitations, licence, provenance."""
     config = read_model_config(exported.out_dir)
@@ -86,6 +98,7 @@ def build_model_card(exported: ExportedModel) -> ModelCard:
         eval_results=eval_results or None,
     )
     borrowed = tags.get("metrics_measured_on_fp32", "")
+    temperature = float(config.get("temperature", 1.0))
     body = f"""
 # {title}
 
@@ -107,6 +120,13 @@ safetensors. Version {exported.version} of the MLflow registered model
 
 Latency was measured on the machine that ran the evaluation, preprocessing included.
 {f"Measured on the FP32 weights: {borrowed}." if borrowed else ""}
+Probabilities are calibrated by temperature scaling (T = {temperature:.3f},
+fitted on the validation split); calibrated ECE {_number(metrics, "ece")}, before calibration
+{_number(metrics, "ece_uncalibrated")}.
+
+## Evaluation suite
+
+{suite_section(exported.description)}
 
 ## Data
 
@@ -125,6 +145,9 @@ person: content moderation queues, provenance checks, research on generator trac
 - It learns traces of the generators in its training data; images from other generators,
   edited, recompressed, screenshotted or resized images can fool it either way.
 - Inputs are resized to {size}x{size} px, which removes detail that larger models could use.
+- Inputs unlike the training data (by penultimate-feature distance, or by native size against
+  the sizes seen in training) get the verdict **UNCERTAIN** rather than a confident guess;
+  `config.yaml`'s `domain` section holds the thresholds.
 - Accuracy on the data above does not transfer to other distributions; validate on your own.
 
 ## How to use

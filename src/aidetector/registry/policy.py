@@ -1,6 +1,8 @@
 """The promotion decision as a pure function: candidates + champion + policy -> Decision.
 
-No MLflow here, so every rule is unit-testable; promote.py reads the registry and applies it.
+No MLflow here, so every rule is unit-testable; promote.py reads the registry, scores the
+champion and every candidate on one evaluation suite in one run, and applies the decision.
+Every number a decision quotes comes from that suite table.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ LATENCY_KEY = "latency_ms_p95"
 class PromotionPolicy:
     """How the champion is chosen among FP16 candidates (conf/registry/default.yaml: promote)."""
 
-    metric: str = "f1_fake"  # higher is better; ties go to the lower batch-1 p95 latency
+    metric: str = "f1_fake"  # on the suite's test split; ties go to the lower p95 latency
+    min_improvement: float = 0.0  # the winner must beat the champion's metric by this much
     min_accuracy: float = 0.0
+    max_ece: float = math.inf  # calibrated ECE on the test split
+    max_regression: float = math.inf  # accuracy drop against the champion on any set/variant
     max_fp16_accuracy_drop: float = 1.0
     max_latency_ms_p95: float = math.inf
     force: bool = False  # replace the champion even with a lower-scoring winner
@@ -28,7 +33,10 @@ class PromotionPolicy:
         """Build the policy from the `registry.promote` config node; force=True overrides it."""
         return cls(
             metric=str(node.metric),
+            min_improvement=float(node.min_improvement),
             min_accuracy=float(node.min_accuracy),
+            max_ece=float(node.max_ece),
+            max_regression=float(node.max_regression),
             max_fp16_accuracy_drop=float(node.max_fp16_accuracy_drop),
             max_latency_ms_p95=float(node.max_latency_ms_p95),
             force=bool(node.force) or force,
@@ -38,7 +46,11 @@ class PromotionPolicy:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A model version as the policy sees it: identity and test metrics."""
+    """A model version as the policy sees it: identity and its suite scores.
+
+    metrics holds the suite's test-split row plus model-level figures (FP16 delta, latency);
+    rows is the whole suite table; unscored says why the suite could not score the version.
+    """
 
     version: str
     readable_name: str
@@ -46,6 +58,8 @@ class Candidate:
     precision: str = "fp16"
     model_name: str = ""
     data_hash: str = ""
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    unscored: str | None = None
 
     @property
     def label(self) -> str:
@@ -87,7 +101,8 @@ class CandidateResult:
 class Decision:
     """What promotion does: the champion and challenger afterwards, and why."""
 
-    action: Literal["promote", "keep", "none"]  # none: no champion before or after
+    # none: no champion before or after; review: a person must decide (see reason)
+    action: Literal["promote", "keep", "none", "review"]
     champion: str | None
     challenger: str | None  # None leaves the challenger alias as it is
     previous_champion: str | None
@@ -109,13 +124,31 @@ def _gate(
     return GateResult(name, passed, value, threshold, detail)
 
 
-def apply_gates(candidate: Candidate, policy: PromotionPolicy) -> tuple[GateResult, ...]:
-    """Return the result of every gate for one candidate."""
+def worst_regression(candidate: Candidate, champion: Candidate) -> tuple[float, str] | None:
+    """Return (largest accuracy drop against the champion, row) over sets and variants."""
+    drops = [
+        (row["accuracy"] - candidate.rows[name]["accuracy"], name)
+        for name, row in champion.rows.items()
+        if "/" not in name  # sets and variants; per-source rows are too small to gate on
+        and name in candidate.rows
+        and not math.isnan(row.get("accuracy", math.nan))
+        and not math.isnan(candidate.rows[name].get("accuracy", math.nan))
+    ]
+    return max(drops) if drops else None
+
+
+def apply_gates(
+    candidate: Candidate, policy: PromotionPolicy, champion: Candidate | None = None
+) -> tuple[GateResult, ...]:
+    """Return the result of every gate for one candidate (regression: against champion)."""
+    if candidate.unscored:
+        return (GateResult("suite", False, None, None, f"not scored: {candidate.unscored}"),)
     delta = candidate.metric("fp16_accuracy_delta")
     drop = None if delta is None else max(0.0, -delta)  # an FP16 gain is no drop
-    return (
+    gates = [
         _gate("metric", policy.metric, candidate.metric(policy.metric), None, True),
         _gate("min_accuracy", "accuracy", candidate.metric("accuracy"), policy.min_accuracy, True),
+        _gate("max_ece", "calibrated ECE", candidate.metric("ece"), policy.max_ece, False),
         _gate(
             "max_fp16_accuracy_drop",
             "FP16 accuracy drop",
@@ -130,7 +163,19 @@ def apply_gates(candidate: Candidate, policy: PromotionPolicy) -> tuple[GateResu
             policy.max_latency_ms_p95,
             False,
         ),
-    )
+    ]
+    if champion is not None and not champion.unscored and champion.version != candidate.version:
+        worst = worst_regression(candidate, champion)
+        value, row = worst if worst else (None, "")
+        gate = _gate(
+            "max_regression",
+            f"accuracy drop against the champion ({row or 'no common set'})",
+            value,
+            policy.max_regression,
+            False,
+        )
+        gates.append(gate)
+    return tuple(gates)
 
 
 def _score(candidate: Candidate, metric: str) -> tuple[float, float]:
@@ -140,10 +185,17 @@ def _score(candidate: Candidate, metric: str) -> tuple[float, float]:
     return (-math.inf if score is None else score, -math.inf if latency is None else -latency)
 
 
-def outranks(challenger: Candidate, champion: Candidate, metric: str) -> bool:
-    """True if challenger scores strictly better: higher metric, or equal and faster."""
+def outranks(challenger: Candidate, champion: Candidate, metric: str, margin: float = 0.0) -> bool:
+    """True if challenger beats champion: metric higher by more than margin (or, with no
+    margin, equal and faster)."""
     if champion.metric(metric) is None:
         return True  # nothing shows the new model is worse
+    if margin > 0:
+        challenger_score, champion_score = (
+            _score(challenger, metric)[0],
+            _score(champion, metric)[0],
+        )
+        return challenger_score >= champion_score + margin
     return _score(challenger, metric) > _score(champion, metric)
 
 
@@ -159,7 +211,15 @@ def decide_promotion(
         score, neg_latency = _score(candidate, policy.metric)
         return (-score, -neg_latency, candidate.version != current, -int(candidate.version))
 
-    checked = [CandidateResult(c, apply_gates(c, policy)) for c in candidates]
+    if champion is not None and champion.unscored:
+        # Scores from another suite mean nothing next to these: a person decides.
+        results = tuple(CandidateResult(c, apply_gates(c, policy)) for c in candidates)
+        reason = (
+            f"needs review: champion {champion.label} cannot be scored on this suite "
+            f"({champion.unscored}); champion kept, no automatic promotion"
+        )
+        return Decision("review", current, None, current, reason, results)
+    checked = [CandidateResult(c, apply_gates(c, policy, champion)) for c in candidates]
     passing = sorted((r for r in checked if r.passed), key=lambda r: order(r.candidate))
     ranks = {r.candidate.version: index + 1 for index, r in enumerate(passing)}
     results = tuple(
@@ -192,14 +252,16 @@ def decide_promotion(
     if winner.version == current:
         reason = f"champion {shown(winner)} is still the best FP16 candidate"
         return Decision("keep", current, runner_up, current, reason, results)
-    if outranks(winner, champion, metric):
-        reason = f"{shown(winner)} beats champion {shown(champion)}"
+    if outranks(winner, champion, metric, policy.min_improvement):
+        margin = f" by at least {policy.min_improvement:g}" if policy.min_improvement else ""
+        reason = f"{shown(winner)} beats champion {shown(champion)}{margin}"
         return Decision("promote", winner.version, runner_up, current, reason, results)
     if policy.force:
         reason = f"{shown(winner)} replaces champion {shown(champion)} because promotion was forced"
         return Decision("promote", winner.version, runner_up, current, reason, results)
+    margin = f" by {policy.min_improvement:g}" if policy.min_improvement else ""
     reason = (
-        f"best candidate {shown(winner)} does not beat champion {shown(champion)}; "
+        f"best candidate {shown(winner)} does not beat champion {shown(champion)}{margin}; "
         f"champion kept (force to replace it)"
     )
     return Decision("keep", current, winner.version, current, reason, results)

@@ -11,12 +11,14 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from aidetector.evaluation.suite import Suite, load_suite_from_config
 from aidetector.registry import CHAMPION
 from aidetector.registry.aliases import rollback_champion, set_challenger, set_champion
 from aidetector.registry.client import alias_version, connect, get_registered_model, mlflow_errors
-from aidetector.registry.evidence import metrics_from_tags
 from aidetector.registry.policy import Candidate, Decision, PromotionPolicy, decide_promotion
 from aidetector.registry.register import list_versions
+from aidetector.registry.suite_scores import ScoringSettings, VersionScores, score_version
+from aidetector.registry.suite_table import describe_with_suite, suite_table_markdown
 from aidetector.tracking import tracking_uri
 
 
@@ -29,23 +31,54 @@ class PromotionOutcome:
     report: Path
 
 
-def candidate_from_version(version: ModelVersion) -> Candidate:
-    """Return the policy's view of a model version, from its tags."""
+def candidate_from_version(version: ModelVersion, scores: VersionScores) -> Candidate:
+    """Return the policy's view of a model version: its identity and its suite scores."""
     tags = version.tags
     return Candidate(
         version=str(version.version),
         readable_name=tags.get("readable_name", ""),
-        metrics=metrics_from_tags(tags),
+        metrics={**scores.rows.get("test", {}), **scores.model},
         precision=tags.get("precision", ""),
         model_name=tags.get("model_name", ""),
         data_hash=tags.get("data_hash", ""),
+        rows=scores.rows,
+        unscored=scores.error,
     )
 
 
-def fp16_candidates(client: MlflowClient, name: str) -> list[Candidate]:
-    """Return every FP16 version of the registered model as a candidate, oldest first."""
+def fp16_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
+    """Return every FP16 version of the registered model, oldest first."""
     versions = [v for v in list_versions(client, name) if v.tags.get("precision") == "fp16"]
-    return [candidate_from_version(v) for v in sorted(versions, key=lambda v: int(v.version))]
+    return sorted(versions, key=lambda v: int(v.version))
+
+
+def scoring_settings(cfg: DictConfig) -> ScoringSettings:
+    """Return how the promote stage scores versions (the evaluate stage's settings)."""
+    return ScoringSettings(
+        batch_size=int(cfg.evaluate.batch_size),
+        latency_samples=int(cfg.evaluate.latency_samples),
+        latency_warmup=int(cfg.evaluate.latency_warmup),
+    )
+
+
+def publish_suite_table(
+    client: MlflowClient,
+    name: str,
+    suite: Suite,
+    candidates: list[Candidate],
+    champion: Candidate | None,
+) -> None:
+    """Show the side-by-side suite table in each scored version's MLflow description."""
+    table = suite_table_markdown(suite.hash, candidates, champion)
+    shown = {c.version: c for c in candidates}
+    if champion is not None:
+        shown.setdefault(champion.version, champion)
+    for version in shown:
+        current = client.get_model_version(name, version)
+        client.update_model_version(
+            name, version, description=describe_with_suite(current.description or "", table)
+        )
+        client.set_model_version_tag(name, version, "suite_hash", suite.hash)
 
 
 def apply_decision(client: MlflowClient, name: str, decision: Decision) -> None:
@@ -62,15 +95,31 @@ def promote_by_policy(cfg: DictConfig, force: bool = False) -> PromotionOutcome:
     client = connect(uri)
     name = str(cfg.registry.name)
     policy = PromotionPolicy.from_config(cfg.registry.promote, force=force)
+    suite = load_suite_from_config(cfg)
+    settings = scoring_settings(cfg)
+    cache_dir = Path(cfg.registry.promote.score_cache)
     with mlflow_errors(uri):
         get_registered_model(client, name)
         current = alias_version(client, name, CHAMPION)
-        champion = candidate_from_version(current) if current else None
-        decision = decide_promotion(fp16_candidates(client, name), champion, policy)
+        versions = fp16_versions(client, name)
+        if current is not None and all(v.version != current.version for v in versions):
+            versions.append(current)  # a champion set by hand may be an FP32 version
+        scored = {
+            str(v.version): candidate_from_version(
+                v, score_version(client, v, suite, settings, cache_dir)
+            )
+            for v in versions
+        }
+        champion = scored[str(current.version)] if current else None
+        candidates = [c for c in scored.values() if c.precision == "fp16"]
+        decision = decide_promotion(candidates, champion, policy)
         if policy.auto:
             apply_decision(client, name, decision)
+        publish_suite_table(client, name, suite, candidates, champion)
     report = Path(cfg.registry.promote.report)
-    write_promotion_report(report, name, policy, decision, champion, applied=policy.auto)
+    write_promotion_report(
+        report, name, policy, decision, champion, applied=policy.auto, suite=suite.description
+    )
     return PromotionOutcome(decision, policy.auto, report)
 
 
@@ -80,14 +129,17 @@ def promotion_report(
     decision: Decision,
     previous: Candidate | None,
     applied: bool,
+    suite: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return promotion.json's content: every candidate, each gate, the decision and why."""
+    """Return promotion.json's content: the suite, every candidate's table and gates, the
+    decision and why."""
     labels = {r.candidate.version: r.candidate.readable_name for r in decision.results}
     if previous:
         labels.setdefault(previous.version, previous.readable_name)
     return {
         "registered_model": name,
         "applied": applied,
+        "suite": suite,
         "policy": asdict(policy),
         "previous_champion": asdict(previous) if previous else None,
         "decision": {
@@ -113,10 +165,11 @@ def write_promotion_report(
     decision: Decision,
     previous: Candidate | None,
     applied: bool,
+    suite: dict[str, Any] | None = None,
 ) -> None:
     """Write promotion.json (no timestamps: an unchanged decision writes an unchanged file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = promotion_report(name, policy, decision, previous, applied)
+    report = promotion_report(name, policy, decision, previous, applied, suite)
     path.write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from aidetector.errors import AidetectorError
 from aidetector.models.artifact import (
-    CONFIG_FILE,
     METRICS_FILE,
     WEIGHTS_FILE,
     file_sha256,
+    model_files,
     read_model_config,
 )
 from aidetector.serving.settings import MODEL_TAG_ENV, load_serve_settings
@@ -110,7 +110,7 @@ def import_model_dir(model_dir: Path, info: RegistryInfo, name: str) -> str:
     with bentoml.models.create(
         tag, labels=info.labels(sha), metadata=metadata, module="aidetector.serving"
     ) as model:
-        for file_name in (weights.name, CONFIG_FILE, METRICS_FILE):
+        for file_name in model_files(config):
             if (model_dir / file_name).is_file():
                 shutil.copyfile(model_dir / file_name, Path(model.path) / file_name)
     return str(model.tag)
