@@ -78,6 +78,7 @@ def test_dashboard_loads_with_the_promised_panels() -> None:
         "error rate",
         "cache hit ratio",
         "predictions by label",
+        "out-of-domain share",
         "model accuracy",
         "model version",
         "batch size",
@@ -101,3 +102,15 @@ def test_latency_panel_shows_each_quantile(quantile: str) -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     latency = next(p for p in panels(dashboard) if p["title"].startswith("Latency"))
     assert any(f"histogram_quantile({quantile}," in t["expr"] for t in latency["targets"])
+
+
+def test_out_of_domain_share_divides_flagged_by_all_verdicts() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    share = next(p for p in panels(dashboard) if p["title"] == "Out-of-domain share")
+    assert share["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    for target in share["targets"]:
+        flagged, _, total = target["expr"].partition(" / ")
+        # Both counters count cached verdicts too, so the ratio stays within [0, 1].
+        assert "rate(inference_out_of_domain_total{" in flagged, target["expr"]
+        assert "rate(predictions_total{" in total, target["expr"]
+    assert any("by (reason_kind)" in t["expr"] for t in share["targets"])

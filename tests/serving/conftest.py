@@ -3,6 +3,10 @@
 Nothing is mocked. The session imports two tiny models (registry versions 1 and 2) into a
 temporary BENTOML_HOME through the packaging CLI, starts one Redis and one BentoML server
 (version 1, API key on) and reuses them; a test that needs a promoted model starts its own.
+
+Each tiny model is calibrated (a temperature other than 1) and carries a domain profile
+fitted on noise photos of the tests' own size (TRAINING_SIZE), so the images of images.py
+are in domain and one eight times larger is not.
 """
 
 from __future__ import annotations
@@ -28,10 +32,13 @@ import torch
 from omegaconf import OmegaConf
 
 from aidetector.config import compose_config
-from aidetector.evaluation.predict import predict_prob_fake
+from aidetector.evaluation.predict import collect_features_and_logits, run_batch
 from aidetector.models.artifact import load_model_dir, save_model_dir
+from aidetector.models.domain import DomainProfile, FeatureGaussian, fit_domain_profile
 from aidetector.models.factory import build_network
-from aidetector.preprocessing import Preprocessing
+from aidetector.preprocessing import Preprocessing, arrays_to_batch
+
+from .images import TRAINING_SIZE, encode, photo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).parent / "bentoml"
@@ -49,6 +56,12 @@ SERVE_OVERRIDES = [
     "serve.max_latency_ms=20000",
 ]
 SPEC = {"name": "resnet18", "family": "cnn", "arch": "resnet18", "img_size": 32, "num_classes": 2}
+# Distinct per version and not 1, so that a server ignoring the temperature is caught.
+TEMPERATURES = {"1": 1.5, "2": 0.8}
+# Each probe's fitted threshold (99th percentile of validation distances) flags about 1 in
+# 100 in-domain images by design; widened, no test image of images.py is flagged by chance,
+# while a black image (a domain score well above 1) still is.
+THRESHOLD_MARGIN = 1.5
 
 
 def free_port() -> int:
@@ -135,14 +148,78 @@ class ServingEnv:
         return env
 
 
-def _make_model(root: Path, seed: int) -> Path:
+def training_like_images(start: int, count: int) -> list[bytes]:
+    """JPEG noise photos of TRAINING_SIZE, like images.unique_jpeg but from other seeds."""
+    return [encode(photo(start + i, TRAINING_SIZE), "JPEG", quality=90) for i in range(count)]
+
+
+def fit_test_domain(network: torch.nn.Module, preprocessing: Preprocessing) -> DomainProfile:
+    """A domain profile fitted on training-like images: native sides are TRAINING_SIZE."""
+
+    def features(images: list[bytes]) -> dict[str, np.ndarray]:
+        arrays = np.stack([preprocessing.bytes_to_array(data) for data in images])
+        return collect_features_and_logits(network, preprocessing, arrays)[0]
+
+    train = features(training_like_images(50_000, 256))
+    # Random weights: the labels only split the features into two classes of equal size.
+    labels = np.arange(len(train["penultimate"])) % 2
+    fitted = fit_domain_profile(
+        train,
+        labels,
+        features(training_like_images(60_000, 128)),
+        native_sides=(min(TRAINING_SIZE), max(TRAINING_SIZE)),
+        percentile=99.0,
+        size_tolerance=2.0,
+    )
+    widened = {
+        name: FeatureGaussian(
+            probe.class_means, probe.precision, probe.threshold * THRESHOLD_MARGIN
+        )
+        for name, probe in fitted.probes.items()
+    }
+    return DomainProfile(widened, fitted.sizes, fitted.percentile)
+
+
+def _make_model(root: Path, seed: int, temperature: float) -> Path:
     torch.manual_seed(seed)
     network = build_network(**SPEC).eval()
+    preprocessing = Preprocessing(image_size=32)
     model_dir = root / f"model_seed{seed}"
     save_model_dir(
-        network, SPEC, Preprocessing(image_size=32), model_dir, metrics={"accuracy": 0.625}
+        network,
+        SPEC,
+        preprocessing,
+        model_dir,
+        metrics={"accuracy": 0.625},
+        temperature=temperature,
+        domain=fit_test_domain(network, preprocessing),
     )
     return model_dir
+
+
+def offline_outputs(
+    env: ServingEnv,
+    version: str,
+    images: list[bytes],
+    device: str = "cpu",
+    dtype: torch.dtype | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(P(FAKE), domain score) from the offline evaluation path on the same bytes.
+
+    The model directory supplies the temperature and the domain profile, as it does to the
+    server.
+    """
+    loaded = load_model_dir(env.models[version].model_dir, device=device, dtype=dtype)
+    arrays = np.stack([loaded.preprocessing.bytes_to_array(data) for data in images])
+    prob_fake, score = run_batch(
+        loaded.network,
+        loaded.preprocessing,
+        arrays_to_batch(arrays),
+        loaded.temperature,
+        loaded.domain,
+    )
+    assert score is not None, "the test models carry a domain profile"
+    return prob_fake.float().cpu().numpy(), score.float().cpu().numpy()
 
 
 def offline_prob_fake(
@@ -152,10 +229,8 @@ def offline_prob_fake(
     device: str = "cpu",
     dtype: torch.dtype | None = None,
 ) -> np.ndarray:
-    """P(FAKE) from the offline evaluation path on the same bytes."""
-    loaded = load_model_dir(env.models[version].model_dir, device=device, dtype=dtype)
-    arrays = np.stack([loaded.preprocessing.bytes_to_array(data) for data in images])
-    return predict_prob_fake(loaded.network, loaded.preprocessing, arrays)
+    """Calibrated P(FAKE) from the offline evaluation path on the same bytes."""
+    return offline_outputs(env, version, images, device, dtype)[0]
 
 
 @pytest.fixture(scope="session")
@@ -173,7 +248,7 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
     env = ServingEnv(root, params_path, root / "bentoml")
     env.settings = OmegaConf.to_container(cfg.serve)  # type: ignore[assignment]
     for version, seed in (("1", 0), ("2", 1)):
-        model_dir = _make_model(root, seed)
+        model_dir = _make_model(root, seed, TEMPERATURES[version])
         readable = f"v{version}.0_cnn_resnet18_fp32"
         report = root / f"package-{version}.json"
         subprocess.run(

@@ -20,7 +20,11 @@ def encode(image: Image.Image, fmt: str, **kwargs: Any) -> bytes:
     return buffer.getvalue()
 
 
-def photo(seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
+# (width, height) of the test photos; the tiny test models were "trained" on this size.
+TRAINING_SIZE = (48, 40)
+
+
+def photo(seed: int, size: tuple[int, int] = TRAINING_SIZE) -> Image.Image:
     """A random RGB image (width, height)."""
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
@@ -29,6 +33,22 @@ def photo(seed: int, size: tuple[int, int] = (48, 40)) -> Image.Image:
 def unique_jpeg(index: int) -> bytes:
     """A JPEG no other index produces (so it misses the cache)."""
     return encode(photo(10_000 + index), "JPEG", quality=90)
+
+
+def oversized_jpeg(index: int, scale: int = 8) -> bytes:
+    """A noise JPEG scale times the training size per side: out of domain by its size."""
+    width, height = TRAINING_SIZE
+    return encode(photo(20_000 + index, (width * scale, height * scale)), "JPEG", quality=90)
+
+
+def black_png(index: int = 0) -> bytes:
+    """A black PNG of the training size, nothing like noise: out of domain by its features.
+
+    index varies one pixel, so that each index has its own bytes (and cache key).
+    """
+    image = Image.new("RGB", TRAINING_SIZE)
+    image.putpixel((0, 0), (index % 256, index // 256 % 256, 0))
+    return encode(image, "PNG")
 
 
 def convertible_images() -> dict[str, bytes]:

@@ -15,7 +15,14 @@ import torch
 
 from aidetector.serving.engine import InferenceEngine
 
-from .conftest import BentoServer, ServingEnv, offline_prob_fake, start_server, wait_until
+from .conftest import (
+    BentoServer,
+    ServingEnv,
+    offline_outputs,
+    offline_prob_fake,
+    start_server,
+    wait_until,
+)
 from .images import MULTIPART, RAW, convertible_images, multipart, unique_jpeg
 
 pytestmark = [
@@ -29,6 +36,9 @@ pytestmark = [
 FP16_VS_FP32_ATOL = 1e-2
 # The same FP16 network on the same GPU; cuDNN may pick other kernels per batch size.
 SAME_PRECISION_ATOL = 2e-3
+# The domain score (Mahalanobis domain_score / threshold, largest over the probes) from FP16
+# features against FP32 ones.
+SCORE_RTOL = 5e-2
 
 
 def test_engine_runs_fp16_on_cuda_close_to_fp32(serving_env: ServingEnv) -> None:
@@ -39,9 +49,11 @@ def test_engine_runs_fp16_on_cuda_close_to_fp32(serving_env: ServingEnv) -> None
 
     images = list(convertible_images().values())
     served = engine.predict(np.stack([engine.preprocessing.bytes_to_array(d) for d in images]))
-    assert served.dtype == np.float32 and served.shape == (len(images),)
-    fp32_cpu = offline_prob_fake(serving_env, "1", images)
-    np.testing.assert_allclose(served, fp32_cpu, atol=FP16_VS_FP32_ATOL)
+    assert served.dtype == np.float32 and served.shape == (len(images), 2)
+    fp32_cpu, score = offline_outputs(serving_env, "1", images)
+    np.testing.assert_allclose(served[:, 0], fp32_cpu, atol=FP16_VS_FP32_ATOL)
+    # The profile stays float32 on the GPU; only the FP16 features move the domain score.
+    np.testing.assert_allclose(served[:, 1], score, rtol=SCORE_RTOL)
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from .conftest import BentoServer
 from .images import RAW, unique_jpeg
 
 LOG_FIELDS = {
-    "event", "image_id", "prediction", "confidence", "latency_ms", "model_version", "cached",
-    "timestamp",
+    "event", "image_id", "prediction", "verdict", "in_domain", "confidence", "latency_ms",
+    "model_version", "cached", "timestamp",
 }  # fmt: skip
 
 
@@ -31,6 +31,8 @@ def test_metrics_are_exported_with_the_documented_names(server: BentoServer) -> 
         # Known label values exist from the start, so rate() sees their first increment.
         'predictions_total{label="REAL"}',
         'predictions_total{label="FAKE"}',
+        'inference_out_of_domain_total{reason_kind="size"}',
+        'inference_out_of_domain_total{reason_kind="features"}',
         'cache_errors_total{operation="get"}',
         'feedback_total{outcome="incorrect"}',
     ):
@@ -53,6 +55,7 @@ def test_one_json_log_line_per_inference(server: BentoServer) -> None:
     line = lines[-1]
     assert line.keys() >= LOG_FIELDS
     assert line["image_id"] == body["image_id"] and line["prediction"] == body["label"]
+    assert line["verdict"] == body["verdict"] and line["in_domain"] is body["in_domain"] is True
     assert line["model_version"] == "1" and line["cached"] is False
     assert line["confidence"] == pytest.approx(body["confidence"])
 

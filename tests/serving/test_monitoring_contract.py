@@ -106,7 +106,15 @@ def test_monitoring_queries_only_exported_metrics(server: BentoServer) -> None:
     assert "gpu_utilization_percent" in queried
 
 
-@pytest.mark.parametrize("name", ["inference_requests_total", "model_accuracy", "service_ready"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "inference_requests_total",
+        "model_accuracy",
+        "service_ready",
+        "inference_out_of_domain_total",
+    ],
+)
 def test_the_core_metrics_are_queried(name: str) -> None:
     queried = set().union(*(metric_names(e) for e in queried_expressions().values()))
     assert name in queried

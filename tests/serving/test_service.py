@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import subprocess
@@ -11,11 +12,16 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from aidetector.models.artifact import load_model_dir
+from aidetector.serving.cache import CachedPrediction, cache_key
 
 from .conftest import (
     BentoServer,
     RedisServer,
     ServingEnv,
+    offline_outputs,
     offline_prob_fake,
     start_server,
     wait_until,
@@ -27,12 +33,18 @@ def test_served_probabilities_equal_offline_evaluation(
     server: BentoServer, serving_env: ServingEnv
 ) -> None:
     images = convertible_images()  # CMYK, 16-bit, palette, alpha, grey, GIF, EXIF ...
-    expected = offline_prob_fake(serving_env, "1", list(images.values()))
-    for (name, data), want in zip(images.items(), expected, strict=True):
+    expected, scores = offline_outputs(serving_env, "1", list(images.values()))
+    domain = load_model_dir(serving_env.models["1"].model_dir).domain
+    assert domain is not None
+    for (name, data), want, score in zip(images.items(), expected, scores, strict=True):
         response = server.post("/predict", data=data, headers=RAW)
         assert response.status_code == 200, (name, response.text)
         body = response.json()
+        # Calibrated: the offline side divides by the temperature in the model directory.
         assert body["prob_fake"] == pytest.approx(float(want), abs=1e-5), name
+        # The domain verdict too: offline domain score and the native size in the header.
+        native = Image.open(io.BytesIO(data)).size
+        assert body["in_domain"] == domain.check(float(score), *native).in_domain, name
         assert body["prob_real"] == pytest.approx(1 - float(want), abs=1e-5)
         assert body["confidence"] == pytest.approx(max(body["prob_fake"], body["prob_real"]))
         assert body["label"] == ("FAKE" if body["prob_fake"] >= 0.5 else "REAL")
@@ -77,8 +89,13 @@ def test_repeated_image_is_a_cache_hit_keyed_by_version(
     second = server.post("/predict", data=data, headers=RAW).json()
     assert (first["cached"], second["cached"]) == (False, True)
     assert second["prob_fake"] == first["prob_fake"]
-    key = f"aidetector:prediction:1:{first['image_id']}"
+    key = cache_key("1", first["image_id"])
+    assert key == f"aidetector:v2:prediction:1:{first['image_id']}"
     assert 0 < redis_server.client().ttl(key) <= 3600
+    # Everything a verdict needs: a hit opens no image, yet knows its native size.
+    stored = CachedPrediction.decode(redis_server.client().get(key))
+    assert stored is not None and (stored.width, stored.height) == (48, 40)
+    assert stored.prob_fake == first["prob_fake"] and stored.domain_score > 0
     assert server.metric("cache_hits_total") >= 1
 
 
@@ -105,8 +122,8 @@ def test_promoting_a_new_champion_changes_the_cache_key(
         assert promoted.post("/predict", data=data, headers=RAW).json()["cached"] is True
     finally:
         promoted.stop()
-    keys = set(redis_server.client().keys(f"aidetector:prediction:*:{old['image_id']}"))
-    assert keys == {f"aidetector:prediction:{v}:{old['image_id']}" for v in ("1", "2")}
+    keys = set(redis_server.client().keys(cache_key("*", old["image_id"])))
+    assert keys == {cache_key(v, old["image_id"]) for v in ("1", "2")}
 
 
 def test_redis_stopping_mid_run_still_serves_only_200s(
@@ -130,6 +147,30 @@ def test_redis_stopping_mid_run_still_serves_only_200s(
     data = unique_jpeg(250)
     server.post("/predict", data=data, headers=RAW)
     assert server.post("/predict", data=data, headers=RAW).json()["cached"] is True
+
+
+def test_garbage_in_the_cache_is_recomputed_not_a_500(
+    server: BentoServer, redis_server: RedisServer
+) -> None:
+    data = unique_jpeg(260)
+    image_id = hashlib.sha256(data).hexdigest()
+    key = cache_key("1", image_id)
+    for garbage in ("0.25", "[0.25, 1.0]", '["x", null, 48, 40]', "\x00garbage"):
+        redis_server.client().set(key, garbage)
+        response = server.post("/predict", data=data, headers=RAW)
+        assert response.status_code == 200, (garbage, response.text)
+        assert response.json()["cached"] is False, garbage
+        # The miss was recomputed and stored over the garbage.
+        assert CachedPrediction.decode(redis_server.client().get(key)) is not None
+    redis_server.client().set(key, "not json")
+    batch = server.post(
+        "/predict_batch", data=multipart([("files", data), ("files", data)]), headers=MULTIPART
+    )
+    assert batch.status_code == 200, batch.text
+    assert [r["cached"] for r in batch.json()["results"]] == [False, False]
+    # /feedback looks verdicts up in the cache too; garbage there is "unknown", not a 500.
+    redis_server.client().set(cache_key("1", "e" * 64), "[1, 2, 3]")
+    assert server.post("/feedback", json={"image_id": "e" * 64, "label": "REAL"}).status_code == 404
 
 
 def test_a_model_that_cannot_load_is_neither_live_nor_ready(serving_env: ServingEnv) -> None:

@@ -1,16 +1,25 @@
-"""PredictionCache: P(FAKE) by sha256 of the image bytes and model version, in Redis.
+"""PredictionCache: what one image gave, by sha256 of its bytes and model version, in Redis.
 
 The cache is an optimisation, never a dependency. Every Redis call has a short timeout;
 a failure is counted, warned about (rate-limited) and answered as a miss, and the cache
 is then skipped for a while, so an outage costs one timeout, not one per request.
+
+A value is the compact JSON array `[prob_fake, domain_score, width, height]`: everything the
+verdict needs, so that a hit neither runs the model nor opens the image. domain_score is null
+for a model without a domain profile. A value that does not parse as exactly that (an older
+format, or anything someone else wrote under the key) is a miss, never an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -20,7 +29,63 @@ from redis.retry import Retry
 from aidetector.serving.logging_json import RateLimitedWarner
 from aidetector.serving.metrics import ServiceMetrics
 
-KEY_PREFIX = "aidetector:prediction"
+# v2: the value became a JSON array; the old prefix held bare floats, which are never read.
+KEY_PREFIX = "aidetector:v2:prediction"
+
+
+@dataclass(frozen=True)
+class CachedPrediction:
+    """One image's model outputs and native size: all a verdict is built from."""
+
+    prob_fake: float
+    domain_score: float  # NaN when the model has no domain profile
+    width: int
+    height: int
+
+    def encode(self) -> str:
+        """Return the compact JSON array stored in Redis."""
+        domain_score = self.domain_score if math.isfinite(self.domain_score) else None
+        return json.dumps(
+            [self.prob_fake, domain_score, self.width, self.height], separators=(",", ":")
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> CachedPrediction | None:
+        """Parse a stored value; None when it is not a value this version wrote."""
+        try:
+            value: Any = json.loads(raw)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or absurdly nested
+            return None
+        if not isinstance(value, list) or len(value) != 4:
+            return None
+        prob_fake, domain_score, width, height = value
+        prob_fake = _finite_float(prob_fake)
+        if prob_fake is None or not 0.0 <= prob_fake <= 1.0:
+            return None
+        if domain_score is None:
+            domain_score = math.nan
+        else:
+            domain_score = _finite_float(domain_score)
+            if domain_score is None or domain_score < 0.0:
+                return None
+        if not (_is_side(width) and _is_side(height)):
+            return None
+        return cls(prob_fake, domain_score, width, height)
+
+
+def _finite_float(value: object) -> float | None:
+    # bool is an int in Python, but true/false in a stored value is garbage, not 1/0.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _is_side(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def cache_key(model_version: str, image_id: str) -> str:
@@ -45,6 +110,8 @@ class PredictionCache:
         self.retry_after_s = retry_after_s
         self.metrics = metrics
         self.warner = warner
+        # Its own limiter: a burst of bad values must not silence the next outage warning.
+        self.invalid_warner = RateLimitedWarner(warner.interval_s)
         self._skip_until = 0.0
         self.client: Redis | None = None
         if url:
@@ -88,8 +155,8 @@ class PredictionCache:
 
     async def get_many(
         self, model_version: str, image_ids: Sequence[str], count: bool = True
-    ) -> list[float | None]:
-        """Return the cached P(FAKE) of each id (None on a miss or a Redis failure).
+    ) -> list[CachedPrediction | None]:
+        """Return the cached prediction of each id (None on a miss, bad value or Redis failure).
 
         count=False leaves the hit/miss counters alone (lookups that are not predictions).
         """
@@ -106,7 +173,15 @@ class PredictionCache:
             if count:
                 self.metrics.cache_misses.inc(len(image_ids))
             return [None] * len(image_ids)
-        values = [float(v) if v is not None else None for v in raw]
+        values = [CachedPrediction.decode(v) if v is not None else None for v in raw]
+        invalid = sum(v is None for v in values) - sum(v is None for v in raw)
+        if invalid:
+            self.invalid_warner.warn(
+                "cache_value_invalid",
+                count=invalid,
+                hint="values under this key prefix that are not [prob_fake, domain_score, width, "
+                "height] are recomputed; is another program writing to the same Redis?",
+            )
         if not count:
             return values
         hits = sum(v is not None for v in values)
@@ -116,22 +191,22 @@ class PredictionCache:
             self.metrics.cache_misses.inc(len(values) - hits)
         return values
 
-    async def set_many(self, model_version: str, prob_fake: dict[str, float]) -> None:
-        """Store verdicts with the TTL; failures are counted and otherwise ignored."""
-        if not prob_fake or not self._available("set"):
+    async def set_many(self, model_version: str, predictions: dict[str, CachedPrediction]) -> None:
+        """Store predictions with the TTL; failures are counted and otherwise ignored."""
+        if not predictions or not self._available("set"):
             return
         assert self.client is not None
         try:
             async with asyncio.timeout(self.timeout_s):
-                if len(prob_fake) == 1:  # the common case: skip the pipeline's overhead
-                    ((image_id, value),) = prob_fake.items()
+                if len(predictions) == 1:  # the common case: skip the pipeline's overhead
+                    ((image_id, value),) = predictions.items()
                     await self.client.set(
-                        cache_key(model_version, image_id), repr(value), ex=self.ttl_s
+                        cache_key(model_version, image_id), value.encode(), ex=self.ttl_s
                     )
                     return
                 async with self.client.pipeline(transaction=False) as pipe:
-                    for image_id, value in prob_fake.items():
-                        pipe.set(cache_key(model_version, image_id), repr(value), ex=self.ttl_s)
+                    for image_id, value in predictions.items():
+                        pipe.set(cache_key(model_version, image_id), value.encode(), ex=self.ttl_s)
                     await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:
             await self._failed("set", error)

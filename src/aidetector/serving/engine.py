@@ -1,4 +1,8 @@
-"""The inference engine: the champion's network on its device, in FP16 on CUDA, FP32 on CPU."""
+"""The inference engine: the champion's network on its device, in FP16 on CUDA, FP32 on CPU.
+
+It also judges whether an input lies in the model's training domain, from the domain score
+the forward pass returns and the native size of the upload.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from aidetector.evaluation.predict import predict_prob_fake_batch
+from aidetector.evaluation.predict import run_batch
 from aidetector.models.artifact import LoadedModel, load_model_dir
+from aidetector.models.domain import IN_DOMAIN, DomainCheck
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
 
 
@@ -76,9 +81,30 @@ class InferenceEngine:
         return self.preprocessing.image_size
 
     def predict(self, images: np.ndarray) -> np.ndarray:
-        """Return float32 P(FAKE) for a uint8 (N, H, W, 3) array, in order."""
+        """Return float32 (N, 2) for a uint8 (N, H, W, 3) array, in order.
+
+        Column 0 is the calibrated P(FAKE); column 1 the domain score (above 1 is out of the
+        training domain), NaN when the model carries no domain profile.
+        """
         batch = arrays_to_batch(images)
-        return predict_prob_fake_batch(self.loaded.network, self.preprocessing, batch).cpu().numpy()
+        prob_fake, domain_score = run_batch(
+            self.loaded.network,
+            self.preprocessing,
+            batch,
+            self.loaded.temperature,
+            self.loaded.domain,
+        )
+        if domain_score is None:
+            domain_score = torch.full_like(prob_fake, float("nan"))
+        return torch.stack([prob_fake.float(), domain_score.float()], dim=1).cpu().numpy()
+
+    def check_domain(self, score: float, width: int | None, height: int | None) -> DomainCheck:
+        """Return whether an input with this domain score and native size is in domain.
+
+        Always in domain for a model saved without a profile: there is nothing to compare to.
+        """
+        domain = self.loaded.domain
+        return IN_DOMAIN if domain is None else domain.check(score, width, height)
 
     def warm_up(self, batch_size: int) -> None:
         """Run one full-size batch so the first request pays no lazy initialisation."""

@@ -34,6 +34,7 @@ class ServiceMetrics:
     requests: Counter
     latency: Histogram
     predictions: Counter
+    out_of_domain: Counter
     errors: Counter
     cache_hits: Counter
     cache_misses: Counter
@@ -50,6 +51,8 @@ class ServiceMetrics:
 # Label values known up front get a zero sample at start: a series that appears only on its
 # first increment hides that increment from rate() and leaves dashboards blank.
 PREDICTION_LABELS = ("REAL", "FAKE")
+# Why a verdict was UNCERTAIN: the native size, or the domain score (models/domain.py).
+OUT_OF_DOMAIN_KINDS = ("size", "features")
 CACHE_OPERATIONS = ("get", "set", "get_skipped", "set_skipped")
 FEEDBACK_OUTCOMES = ("correct", "incorrect")
 
@@ -71,6 +74,12 @@ def service_metrics() -> ServiceMetrics:
         ),
         predictions=Counter(
             "predictions_total", "Verdicts served, cached ones included", ["label"]
+        ),
+        out_of_domain=Counter(
+            "inference_out_of_domain_total",
+            "Verdicts answered UNCERTAIN because the image lies outside the training domain, "
+            "cached ones included, by what was out of range",
+            ["reason_kind"],
         ),
         errors=Counter("inference_errors_total", "Failed inference requests by type", ["type"]),
         cache_hits=Counter("cache_hits_total", "Prediction cache hits"),
@@ -123,6 +132,8 @@ def initialise_label_values(metrics: ServiceMetrics) -> None:
     """Give every known label value its zero sample."""
     for label in PREDICTION_LABELS:
         metrics.predictions.labels(label=label)
+    for kind in OUT_OF_DOMAIN_KINDS:
+        metrics.out_of_domain.labels(reason_kind=kind)
     for operation in CACHE_OPERATIONS:
         metrics.cache_errors.labels(operation=operation)
     for outcome in FEEDBACK_OUTCOMES:

@@ -1,6 +1,9 @@
-"""Per-request prediction work: hash, cache, validate, decode, batch, log, count.
+"""Per-request prediction work: hash, cache, validate, decode, batch, judge, log, count.
 
 Everything here runs once per image outside the batchable API, which only sees tensors.
+The verdict is REAL or FAKE, or UNCERTAIN when the image lies outside the model's training
+domain (its native size, read from the header, or its domain score); `label` keeps the
+plain REAL/FAKE guess for clients that predate the domain check.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import numpy as np
 from PIL import Image
 
 from aidetector import CLASS_NAMES
+from aidetector.models.domain import DomainCheck
 from aidetector.preprocessing import Preprocessing
-from aidetector.serving.cache import PredictionCache
+from aidetector.serving.cache import CachedPrediction, PredictionCache
 from aidetector.serving.engine import ModelIdentity
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.limits import Upload, decode_to_array, needs_thread, open_upload
@@ -25,24 +29,32 @@ from aidetector.serving.metrics import ServiceMetrics
 from aidetector.serving.settings import ServeSettings
 
 RunBatch = Callable[[np.ndarray], Awaitable[np.ndarray]]
+# (domain score, native width, native height) -> in domain or not, and why.
+CheckDomain = Callable[[float, int | None, int | None], DomainCheck]
 REAL, FAKE = CLASS_NAMES
+UNCERTAIN = "UNCERTAIN"
 # Hash big uploads off the event loop (hashlib releases the GIL for large buffers).
 INLINE_HASH_BYTES = 1 << 20
 
 
-def verdict(
+def prediction_body(
     image_id: str,
-    prob_fake: float,
+    prediction: CachedPrediction,
+    check: DomainCheck,
     threshold: float,
     identity: ModelIdentity,
     cached: bool,
     latency_ms: float,
 ) -> dict[str, Any]:
     """Return the JSON body of one prediction."""
-    prob_fake = float(prob_fake)
+    prob_fake = float(prediction.prob_fake)
     prob_real = 1.0 - prob_fake
+    label = FAKE if prob_fake >= threshold else REAL
     return {
-        "label": FAKE if prob_fake >= threshold else REAL,
+        "label": label,
+        "verdict": label if check.in_domain else UNCERTAIN,
+        "in_domain": check.in_domain,
+        "reason": check.reason,
         "prob_fake": prob_fake,
         "prob_real": prob_real,
         "confidence": max(prob_fake, prob_real),
@@ -69,6 +81,7 @@ class Predictor:
         cache: PredictionCache,
         feedback: FeedbackTracker,
         metrics: ServiceMetrics,
+        check_domain: CheckDomain,
         run_batch: RunBatch | None = None,
     ) -> None:
         self.settings = settings
@@ -77,6 +90,7 @@ class Predictor:
         self.cache = cache
         self.feedback = feedback
         self.metrics = metrics
+        self.check_domain = check_domain
         # Bound on the first request, once BentoML's batcher exists (see service.py).
         self.run_batch = run_batch
 
@@ -90,13 +104,21 @@ class Predictor:
             ]
         )
 
-    async def _decode_misses(self, uploads: list[Upload], indexes: list[int]) -> np.ndarray:
+    async def _decode_misses(
+        self, uploads: list[Upload], indexes: list[int]
+    ) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Return the model inputs and the native (width, height) of the given uploads."""
         # Every header is checked before any image is decoded, so a batch holding one bomb
         # is refused without decoding the others.
         opened = [open_upload(uploads[i], self.settings) for i in indexes]
+        # The native size comes from the header, before the resize to the model's input
+        # hides it; the domain check compares it with the sizes seen in training.
+        sizes = [(image.width, image.height) for image in opened]
         if needs_thread(opened):
-            return await anyio.to_thread.run_sync(self._decode_opened, opened, uploads, indexes)
-        return self._decode_opened(opened, uploads, indexes)
+            arrays = await anyio.to_thread.run_sync(self._decode_opened, opened, uploads, indexes)
+        else:
+            arrays = self._decode_opened(opened, uploads, indexes)
+        return arrays, sizes
 
     async def predict(self, uploads: list[Upload], started: float) -> list[dict[str, Any]]:
         """Return one verdict per upload, in order; bad input raises RequestRejected."""
@@ -105,34 +127,44 @@ class Predictor:
         else:
             ids = image_ids(uploads)
         version = self.identity.version
-        probs = await self.cache.get_many(version, ids)
-        cached = [p is not None for p in probs]
-        misses = [i for i, p in enumerate(probs) if p is None]
+        predictions = await self.cache.get_many(version, ids)
+        cached = [p is not None for p in predictions]
+        misses = [i for i, p in enumerate(predictions) if p is None]
         if misses:
-            arrays = await self._decode_misses(uploads, misses)
+            arrays, sizes = await self._decode_misses(uploads, misses)
             assert self.run_batch is not None, "predictor used before it was bound"
-            computed = await self.run_batch(arrays)
-            fresh: dict[str, float] = {}
-            for i, value in zip(misses, computed.tolist(), strict=True):
-                probs[i] = value
-                fresh[ids[i]] = value
+            computed = await self.run_batch(arrays)  # (N, 2): P(FAKE), domain score
+            fresh: dict[str, CachedPrediction] = {}
+            for i, (prob_fake, domain_score), (width, height) in zip(
+                misses, computed.tolist(), sizes, strict=True
+            ):
+                predictions[i] = fresh[ids[i]] = CachedPrediction(
+                    prob_fake, domain_score, width, height
+                )
             await self.cache.set_many(version, fresh)
         latency_ms = (time.perf_counter() - started) * 1000.0
-        results = [
-            verdict(image_id, prob, self.settings.threshold, self.identity, hit, latency_ms)
-            for image_id, prob, hit in zip(ids, probs, cached, strict=True)
-        ]
-        for result in results:
-            self._record(result)
+        results = []
+        for image_id, prediction, hit in zip(ids, predictions, cached, strict=True):
+            assert prediction is not None  # every miss was computed above
+            check = self.check_domain(prediction.domain_score, prediction.width, prediction.height)
+            result = prediction_body(
+                image_id, prediction, check, self.settings.threshold, self.identity, hit, latency_ms
+            )
+            self._record(result, check)
+            results.append(result)
         return results
 
-    def _record(self, result: dict[str, Any]) -> None:
+    def _record(self, result: dict[str, Any], check: DomainCheck) -> None:
         self.metrics.predictions.labels(label=result["label"]).inc()
+        if not check.in_domain:
+            self.metrics.out_of_domain.labels(reason_kind=check.reason_kind).inc()
         self.feedback.remember(result["image_id"], result["label"])
         log_event(
             "inference",
             image_id=result["image_id"],
             prediction=result["label"],
+            verdict=result["verdict"],
+            in_domain=result["in_domain"],
             prob_fake=result["prob_fake"],
             confidence=result["confidence"],
             latency_ms=result["latency_ms"],
@@ -148,7 +180,7 @@ class Predictor:
         if label is not None:
             return label
         # Another worker or replica may have served it; the cache is shared.
-        (prob,) = await self.cache.get_many(self.identity.version, [image_id], count=False)
-        if prob is None:
+        (cached,) = await self.cache.get_many(self.identity.version, [image_id], count=False)
+        if cached is None:
             return None
-        return FAKE if prob >= self.settings.threshold else REAL
+        return FAKE if cached.prob_fake >= self.settings.threshold else REAL

@@ -99,7 +99,13 @@ class AIDetector:
             )
             self.engine = engine
             self._predictor = Predictor(
-                SETTINGS, engine.preprocessing, identity, self.cache, feedback, self.metrics
+                SETTINGS,
+                engine.preprocessing,
+                identity,
+                self.cache,
+                feedback,
+                self.metrics,
+                engine.check_domain,
             )
             self.metrics.ready.set(1)
             if self.sentry_on:
@@ -141,7 +147,11 @@ class AIDetector:
         max_latency_ms=SETTINGS.max_latency_ms,
     )
     def infer_arrays(self, images: np.ndarray) -> np.ndarray:
-        """P(FAKE) for a uint8 (N, H, W, 3) batch: tensor work only, nothing per request."""
+        """Float32 (N, 2) for a uint8 (N, H, W, 3) batch: [P(FAKE), domain score] per image.
+
+        Tensor work only, nothing per request; the domain_score is NaN for a model without a
+        domain profile. The predictor judges the domain, since that needs the native size.
+        """
         engine = self.engine
         if engine is None:
             raise ServiceUnavailable("the model is loading")
