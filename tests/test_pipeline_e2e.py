@@ -26,6 +26,7 @@ TINY = [
     "evaluate.latency_warmup=1",
     # One tiny epoch is near chance: open the gates so that promotion has a winner.
     "registry.promote.min_accuracy=0.0",
+    "registry.promote.max_ece=1.0",
     "registry.promote.max_fp16_accuracy_drop=1.0",
     "registry.promote.max_latency_ms_p95=100000",
 ]
@@ -92,6 +93,14 @@ def test_repro_produces_outputs_for_both_model_families(repo_copy: Path) -> None
         for key in ("accuracy", "f1_fake", "roc_auc", "latency_ms_p95", "fp16_accuracy_delta"):
             assert key in metrics
         assert (repo_copy / "reports/eval" / model / "png/confusion_matrix.png").stat().st_size > 0
+        # Calibrated, with a domain profile, and scored on the evaluation suite.
+        assert (model_dir / "domain.safetensors").is_file()
+        assert "temperature" in (model_dir / "config.yaml").read_text()
+        suite = json.loads((repo_copy / "reports/eval" / model / "suite.json").read_text())
+        assert {"test", "test:jpeg_q50", "test:half_size"} <= set(suite)
+        assert {"ece", "brier", "flagged", "accuracy_drop"} <= set(suite["test"])
+        reliability = (repo_copy / "reports/eval" / model / "reliability.csv").read_text()
+        assert reliability.startswith("bin_lower,bin_upper,confidence,accuracy,count")
     shown = json.loads(dvc(repo_copy, "metrics", "show", "--json"))
     assert "f1_fake" in json.dumps(shown)
     assert (repo_copy / "mlflow.db").is_file()
@@ -119,6 +128,12 @@ def test_repro_registers_both_precisions_and_promotes_an_fp16_champion(repo_copy
     assert promotion["decision"]["champion"] == str(champion.version)
     assert promotion["decision"]["reason"]
     assert len(promotion["candidates"]) == 2
+    # Every candidate was scored on the one suite that evaluate used, in this run.
+    suite_hash = promotion["suite"]["hash"]
+    evaluated = json.loads((repo_copy / "reports/eval/resnet18/suite.json").read_text())
+    assert evaluated["suite_hash"] == suite_hash
+    assert all(c["rows"]["test"]["n"] > 0 and not c["unscored"] for c in promotion["candidates"])
+    assert suite_hash[:12] in str(champion.description)
 
 
 def test_second_repro_does_nothing(repo_copy: Path) -> None:
