@@ -43,6 +43,7 @@ test-gpu: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests pipelines benchmarks
 	$(BIN)/ruff format --check src tests pipelines benchmarks
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests pipelines benchmarks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,3 +70,12 @@ def tiny_config(tmp_path: Path, *overrides: str) -> DictConfig:
 def _no_ambient_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests use their own stores; never a tracking server from the developer's shell."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def copy_cifake_sample(dest: Path, per_class: int) -> Path:
+    """Copy the first per_class images of each class of the shared CIFAKE sample to dest."""
+    for class_name in ("REAL", "FAKE"):
+        (dest / class_name).mkdir(parents=True)
+        for source in sorted((CIFAKE_TRAIN / class_name).iterdir())[:per_class]:
+            shutil.copy(source, dest / class_name / source.name)
+    return dest

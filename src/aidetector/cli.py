@@ -178,9 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_error(error: BaseException) -> AidetectorError | None:
     """Return the AidetectorError behind error, looking through Hydra's instantiate wrapper."""
-    while error is not None and not isinstance(error, AidetectorError):
-        error = error.__cause__  # type: ignore[assignment]
-    return error
+    current: BaseException | None = error
+    while current is not None and not isinstance(current, AidetectorError):
+        current = current.__cause__
+    return current
 
 
 def main(argv: Sequence[str] | None = None) -> int:

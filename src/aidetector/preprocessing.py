@@ -7,9 +7,10 @@ time), then turned into normalised float tensors on the compute device.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,7 +116,8 @@ class Preprocessing:
         if self.equalize:
             batch = TF.equalize(batch)
         batch = batch.float().div_(255.0)
-        return TF.normalize(batch, list(self.mean), list(self.std))
+        normalized: torch.Tensor = TF.normalize(batch, list(self.mean), list(self.std))
+        return normalized
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for config.yaml files."""
@@ -125,12 +127,12 @@ class Preprocessing:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> Preprocessing:
+    def from_dict(cls, data: Mapping[str, Any]) -> Preprocessing:
         """Rebuild from a config.yaml mapping."""
         return cls(
-            image_size=int(data["image_size"]),  # type: ignore[arg-type]
-            mean=tuple(data.get("mean", IMAGENET_MEAN)),  # type: ignore[arg-type]
-            std=tuple(data.get("std", IMAGENET_STD)),  # type: ignore[arg-type]
+            image_size=int(data["image_size"]),
+            mean=tuple(data.get("mean", IMAGENET_MEAN)),
+            std=tuple(data.get("std", IMAGENET_STD)),
             equalize=bool(data.get("equalize", False)),
         )
 

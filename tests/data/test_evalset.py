@@ -150,7 +150,7 @@ def test_data_hash_follows_the_prepared_recipe_for_one_eval_split(tmp_path: Path
 
 
 def test_loading_an_incomplete_eval_set_raises(tmp_path: Path) -> None:
-    with pytest.raises(AidetectorError, match="not a complete evaluation set"):
+    with pytest.raises(AidetectorError, match=r"report\.json not found: run `aidetector"):
         load_eval_set(tmp_path)
     write_eval_set(
         ingest_eval_folder("m", _eval_folder(tmp_path / "set"), SIZE, CLASSES, set()),

@@ -9,7 +9,6 @@ while at most 5% of CIFAKE's own test split is.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from aidetector.evaluation.suite import load_suite_from_config
 from aidetector.models.artifact import load_model_dir
 from aidetector.training.outputs import write_training_outputs
 from aidetector.training.train import train
-from conftest import CIFAKE_TRAIN, tiny_config
+from conftest import CIFAKE_TRAIN, copy_cifake_sample, tiny_config
 
 XSOURCE = CIFAKE_TRAIN.parents[1] / "xsource"
 PER_CLASS = 1500
@@ -33,10 +32,7 @@ pytestmark = pytest.mark.real_data
 def test_cifake_model_flags_other_sources_but_not_its_own_test_split(tmp_path: Path) -> None:
     if not CIFAKE_TRAIN.is_dir() or not XSOURCE.is_dir():
         pytest.skip(f"real data not present at {CIFAKE_TRAIN.parent} (only on dev/CI machines)")
-    for class_name in ("REAL", "FAKE"):
-        (tmp_path / "images" / class_name).mkdir(parents=True)
-        for source in sorted((CIFAKE_TRAIN / class_name).iterdir())[:PER_CLASS]:
-            shutil.copy(source, tmp_path / "images" / class_name / source.name)
+    copy_cifake_sample(tmp_path / "images", PER_CLASS)
     generate_demo_dataset(tmp_path / "demo", n_per_class=100, image_size=32, seed=3)
     cfg = tiny_config(
         tmp_path,

@@ -81,3 +81,20 @@ def test_the_bento_builds_with_the_model_and_settings(
     assert "USER bentoml" in dockerfile and "EXPOSE 3000" in dockerfile
     requirements = (src.parent / "env" / "python" / "requirements.txt").read_text().split()
     assert {"torch==2.14.1", "torchvision==0.29.1", "nvidia-ml-py==13.615.71"} <= set(requirements)
+
+
+def test_the_inference_path_imports_only_what_the_bento_installs() -> None:
+    # requirements-serve.txt has no scikit-learn, MLflow, Lightning or DVC: the modules a
+    # request goes through, model loading and the domain check included, must not need them.
+    code = (
+        "import sys\n"
+        "import aidetector.serving.engine, aidetector.serving.predictor\n"
+        "import aidetector.serving.routes, aidetector.serving.cache\n"
+        "print(sorted(m for m in ('sklearn', 'mlflow', 'lightning', 'dvc') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]"
+    served = (PROJECT_ROOT / "requirements-serve.txt").read_text()
+    assert "scikit-learn" not in served

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import mlflow
@@ -18,7 +17,7 @@ from aidetector.models.artifact import load_model_dir
 from aidetector.training.module import class_balanced_weights
 from aidetector.training.outputs import write_training_outputs
 from aidetector.training.train import train
-from conftest import CIFAKE_TRAIN, tiny_config
+from conftest import CIFAKE_TRAIN, copy_cifake_sample, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +78,7 @@ def test_class_weights_favour_the_rare_class() -> None:
 def test_real_cifake_images_train_above_chance(tmp_path: Path) -> None:
     if not CIFAKE_TRAIN.is_dir():
         pytest.skip(f"real CIFAKE sample not present at {CIFAKE_TRAIN} (only on dev/CI machines)")
-    for class_name in ("REAL", "FAKE"):
-        (tmp_path / "images" / class_name).mkdir(parents=True)
-        for source in sorted((CIFAKE_TRAIN / class_name).iterdir())[:200]:
-            shutil.copy(source, tmp_path / "images" / class_name / source.name)
+    copy_cifake_sample(tmp_path / "images", 200)
     cfg = tiny_config(
         tmp_path,
         "data=folder",

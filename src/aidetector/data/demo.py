@@ -91,7 +91,7 @@ def render_scene(rng: np.random.Generator, size: int) -> np.ndarray:
     start, end = rng.uniform(20.0, 235.0, size=(2, 3))
     angle = rng.uniform(0.0, 2.0 * np.pi)
     ramp = np.clip((x - 0.5) * np.cos(angle) + (y - 0.5) * np.sin(angle) + 0.5, 0.0, 1.0)
-    image = start + (end - start) * ramp[..., None]
+    image: np.ndarray = start + (end - start) * ramp[..., None]
     for _ in range(rng.integers(1, 5)):
         colour = rng.uniform(20.0, 235.0, size=3)
         alpha = rng.uniform(0.6, 1.0) * _shape_mask(rng, x, y, size)
@@ -108,6 +108,7 @@ def _shape_mask(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, size: in
     theta = rng.uniform(0.0, np.pi)
     u = (x - cx) * np.cos(theta) + (y - cy) * np.sin(theta)
     v = -(x - cx) * np.sin(theta) + (y - cy) * np.cos(theta)
+    distance: np.ndarray
     if rng.random() < 0.5:
         inside = 1.0 - np.sqrt((u / rx) ** 2 + (v / ry) ** 2)
         distance = inside * min(rx, ry)
@@ -148,4 +149,5 @@ def _upsample2x(image: np.ndarray) -> np.ndarray:
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
     """Round and clip a float image to uint8."""
-    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    rounded: np.ndarray = np.clip(np.rint(image), 0, 255)
+    return rounded.astype(np.uint8)

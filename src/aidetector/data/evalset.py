@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from aidetector.data.prepared import (
     json_bytes,
     load_images_and_labels,
     manifest_rows,
+    read_json_object,
     read_split_meta,
     write_atomic,
     write_npy,
@@ -48,7 +48,7 @@ from aidetector.errors import AidetectorError
 
 EVAL_SPLIT = "eval"
 MAX_OVERLAP_EXAMPLES = 20
-_STEP = "the evaluation-set step"
+_STEP = "`aidetector prepare-set` (the prepare_set stage)"
 
 logger = logging.getLogger(__name__)
 
@@ -150,18 +150,7 @@ def write_eval_set(eval_set: EvalSet, out_dir: Path) -> None:
 def load_eval_set(out_dir: Path) -> tuple[np.ndarray, np.ndarray, SplitMeta, dict[str, Any]]:
     """Return (images memory-mapped read-only, labels int64, per-image meta, report) of a set."""
     out_dir = Path(out_dir)
-    report_path = out_dir / "report.json"
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AidetectorError(
-            f"{report_path} not found: {out_dir} is not a complete evaluation set; run "
-            f"{_STEP} to create it"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise AidetectorError(f"cannot read {report_path}: {error}; re-run {_STEP}") from None
-    if not isinstance(report, dict):
-        raise AidetectorError(f"{report_path} is not a JSON object: re-run {_STEP}")
+    report = read_json_object(out_dir / "report.json", _STEP)
     images, labels = load_images_and_labels(out_dir / "images.npy", out_dir / "labels.npy", _STEP)
     meta = read_split_meta(out_dir, EVAL_SPLIT)
     if len(meta) != len(labels):

@@ -263,20 +263,22 @@ def read_split_meta(out_dir: Path, split: str) -> SplitMeta:
     )
 
 
+def read_json_object(path: Path, step: str) -> dict[str, Any]:
+    """Return a JSON object file, or an error that says to re-run `step`, which writes it."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AidetectorError(f"{path} not found: run {step} to create it") from None
+    except (OSError, ValueError) as error:
+        raise AidetectorError(f"cannot read {path}: {error}; re-run {step}") from None
+    if not isinstance(data, dict):
+        raise AidetectorError(f"{path} is not a JSON object: re-run {step}")
+    return data
+
+
 def read_manifest(out_dir: Path) -> dict[str, Any]:
     """Return manifest.json of a prepared dataset (image_size, classes, data_hash, counts)."""
-    path = Path(out_dir) / "manifest.json"
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AidetectorError(
-            f"{path} not found: run the ingest step to create {out_dir}"
-        ) from None
-    except (OSError, ValueError) as error:
-        raise AidetectorError(f"cannot read {path}: {error}; re-run the ingest step") from None
-    if not isinstance(manifest, dict):
-        raise AidetectorError(f"{path} is not a JSON object: re-run the ingest step")
-    return manifest
+    return read_json_object(Path(out_dir) / "manifest.json", "the ingest step")
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:

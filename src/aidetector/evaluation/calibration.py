@@ -30,7 +30,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = loss_fn(logits / log_t.exp(), labels)
+        loss: torch.Tensor = loss_fn(logits / log_t.exp(), labels)
         loss.backward()
         return loss
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +15,7 @@ import numpy as np
 from aidetector import CLASS_NAMES
 
 
-def write_rows_csv(rows: list[dict[str, object]], path: Path) -> None:
+def write_rows_csv(rows: Sequence[Mapping[str, object]], path: Path) -> None:
     """Write dict rows as CSV with the first row's keys as header."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:

@@ -38,6 +38,7 @@ def probe_features(
     `low_level`: channel means and standard deviations of the first feature maps (the
     ResNet stem, the ViT's first block); `penultimate`: what the classifier reads.
     """
+    # timm's classifier methods: nn.Module types unknown attributes as `Tensor | Module`.
     final, (first,) = network.forward_intermediates(inputs, indices=[0])  # type: ignore[operator]
     first = first.float()
     low_level = torch.cat([first.mean(dim=(2, 3)), first.std(dim=(2, 3), correction=0)], dim=1)

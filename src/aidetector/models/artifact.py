@@ -128,7 +128,7 @@ def write_config_and_metrics(
 
 def verified_weights_path(model_dir: Path, config: dict[str, Any]) -> Path:
     """Return the weights file of a model directory after checking it against config.yaml."""
-    weights_path = model_dir / config.get("weights_file", WEIGHTS_FILE)
+    weights_path: Path = model_dir / config.get("weights_file", WEIGHTS_FILE)
     if not weights_path.is_file():
         raise AidetectorError(f"{model_dir}: weights file {weights_path.name} is missing")
     expected = config.get("weights_sha256")

@@ -29,7 +29,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from sklearn.covariance import LedoitWolf
 
 from aidetector.errors import AidetectorError
 
@@ -112,6 +111,9 @@ class FeatureGaussian:
         percentile: float,
     ) -> FeatureGaussian:
         """Fit class means and a shrunk shared covariance; threshold at a val percentile."""
+        # Imported here: only training fits profiles, and the serving image has no sklearn.
+        from sklearn.covariance import LedoitWolf
+
         features = np.asarray(train, dtype=np.float64)
         classes = np.unique(labels)
         means = np.stack([features[labels == c].mean(axis=0) for c in classes])

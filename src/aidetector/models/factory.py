@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import timm
 from torch import nn
 
@@ -59,7 +61,7 @@ def build_network(
     resolution through the network, where generator artifacts live, for ~2-3x the compute.
     """
     validate_network_spec(arch, img_size, patch_size)
-    kwargs: dict[str, object] = {"num_classes": num_classes, "drop_rate": drop_rate}
+    kwargs: dict[str, Any] = {"num_classes": num_classes, "drop_rate": drop_rate}
     if KNOWN_ARCHS[arch] == "vit":
         kwargs.update(img_size=img_size, patch_size=patch_size)
     try:

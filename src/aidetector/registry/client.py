@@ -67,7 +67,8 @@ def mlflow_errors(uri: str) -> Iterator[None]:
 
 
 def _does_not_exist(error: MlflowException) -> bool:
-    return error.error_code == "RESOURCE_DOES_NOT_EXIST"
+    code: str = error.error_code
+    return code == "RESOURCE_DOES_NOT_EXIST"
 
 
 def get_registered_model(client: MlflowClient, name: str) -> RegisteredModel:

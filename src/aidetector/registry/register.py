@@ -58,7 +58,7 @@ class RegisteredVersion:
     version: str
     readable_name: str
     weights_sha256: str
-    source: str
+    source: str | None  # MLflow types a model version's source as optional
     metrics: dict[str, float]
     created: bool  # False when an identical version already existed
 
@@ -126,7 +126,8 @@ def artifact_run_id(
     run = client.create_run(experiment_id, run_name=f"register-{model_name}")
     client.set_tag(run.info.run_id, "aidetector.purpose", "registry")
     client.set_terminated(run.info.run_id)
-    return run.info.run_id
+    run_id: str = run.info.run_id
+    return run_id
 
 
 def _refresh_evidence(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -32,7 +32,8 @@ async def _send_json(
 
 def presented_key(scope: Scope) -> bytes | None:
     """Return the key from X-API-Key or an `Authorization: Bearer` header, if any."""
-    for name, value in scope.get("headers", []):
+    headers: Iterable[tuple[bytes, bytes]] = scope.get("headers", [])
+    for name, value in headers:
         if name == b"x-api-key":
             return value
         if name == b"authorization" and value[:7].lower() == b"bearer ":

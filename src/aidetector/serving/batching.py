@@ -28,7 +28,8 @@ from aidetector.serving.predictor import RunBatch
 
 
 async def _run(batch_infer: Any, api_name: str, array: np.ndarray) -> np.ndarray:
-    return await batch_infer(api_name, (array,), {})
+    result: np.ndarray = await batch_infer(api_name, (array,), {})
+    return result
 
 
 class BatchingUnavailableError(RuntimeError):

@@ -176,4 +176,8 @@ class AIDetector:
         await self.cache.close()
 
 
-AIDetector.add_asgi_middleware(AccessMiddleware, api_key=Secrets.from_env().api_key)
+# mypy does not apply class decorators, so it misses that @bentoml.service made AIDetector a
+# bentoml.Service, which has add_asgi_middleware.
+AIDetector.add_asgi_middleware(  # type: ignore[attr-defined]
+    AccessMiddleware, api_key=Secrets.from_env().api_key
+)

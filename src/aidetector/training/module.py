@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import lightning.pytorch as pl
 import torch
@@ -66,14 +66,19 @@ class DetectorModule(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return logits for a uint8 (N, 3, H, W) batch."""
-        return self.net(self.preprocessing(images))
+        logits: torch.Tensor = self.net(self.preprocessing(images))
+        return logits
+
+    def _metrics(self, stage: str) -> MetricCollection:
+        # ModuleDict's items are typed as plain Modules; stage_metrics holds MetricCollections.
+        return cast(MetricCollection, self.stage_metrics[f"{stage}_metrics"])
 
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
-        loss = self.loss_fn(logits, labels)
+        loss: torch.Tensor = self.loss_fn(logits, labels)
         prob_fake = logits.float().softmax(dim=1)[:, FAKE]
-        collection = self.stage_metrics[f"{stage}_metrics"]
+        collection = self._metrics(stage)
         collection["acc"].update(prob_fake, labels)
         collection["auc"].update(prob_fake, labels)
         collection["f1"].update(logits, labels)
@@ -89,7 +94,7 @@ class DetectorModule(pl.LightningModule):
         return loss
 
     def _log_epoch(self, stage: str) -> None:
-        collection = self.stage_metrics[f"{stage}_metrics"]
+        collection = self._metrics(stage)
         values = collection.compute()
         f1 = values.pop(f"{stage}/f1")
         values[f"{stage}/f1_real"], values[f"{stage}/f1_fake"] = f1[0], f1[1]

@@ -58,7 +58,8 @@ def model_spec(cfg: DictConfig, model_name: str) -> DictConfig:
     if model_name not in cfg.model:
         known = ", ".join(cfg.model.keys())
         raise AidetectorError(f"model '{model_name}' is not configured; configured models: {known}")
-    return cfg.model[model_name]
+    spec: DictConfig = cfg.model[model_name]
+    return spec
 
 
 def run_config(cfg: DictConfig, model_name: str) -> dict[str, Any]:
@@ -66,7 +67,8 @@ def run_config(cfg: DictConfig, model_name: str) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     config["model"] = config["model"][model_name]
-    return config
+    # Hydra's top-level keys are strings; OmegaConf types a container's keys more widely.
+    return {str(key): value for key, value in config.items()}
 
 
 def train(cfg: DictConfig, model_name: str) -> TrainResult:
@@ -160,6 +162,7 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
         metrics=metrics,
         network=module.net,
         preprocessing=preprocessing,
+        # A DictConfig converts to a dict; OmegaConf types to_container's result more widely.
         spec=dict(OmegaConf.to_container(spec, resolve=True)),  # type: ignore[arg-type]
         run_id=logger.run_id if trainer.is_global_zero else None,
         history=history.rows,
