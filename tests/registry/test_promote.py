@@ -94,7 +94,7 @@ def test_policy_promotes_the_best_fp16_version(
         assert candidate["unscored"] is None
         assert sorted(candidate["rows"]) == sorted(["test", *VARIANT_ROWS])
     assert len(report["suite"]["hash"]) == 64
-    assert sorted(report["suite"]["variants"]) == sorted(v.split("+")[1] for v in VARIANT_ROWS)
+    assert sorted(report["suite"]["variants"]) == sorted(v.split(":")[1] for v in VARIANT_ROWS)
     assert report["applied"] is True and "v2.1_vit_tiny_fp16" in report["decision"]["reason"]
 
 
