@@ -13,8 +13,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from aidetector.cli import main
-from aidetector.evaluation.evaluate import predict_fp16
-from aidetector.evaluation.predict import predict_prob_fake
+from aidetector.evaluation.predict import predict_fp16, predict_prob_fake
 from aidetector.models.artifact import load_model_dir, read_model_config
 from aidetector.registry.export import export_from_uri
 from aidetector.registry.promote import promote_by_policy

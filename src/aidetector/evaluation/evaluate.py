@@ -23,14 +23,11 @@ from aidetector.evaluation.plots import (
     save_roc_png,
     write_rows_csv,
 )
-from aidetector.evaluation.predict import fp16_copy, predict_fp16
 from aidetector.evaluation.scoring import SuiteScores, score_model
 from aidetector.evaluation.suite import TEST_SET, Suite, load_suite_from_config, write_json
 from aidetector.models.artifact import LoadedModel, load_model_dir
 from aidetector.models.factory import count_parameters
 from aidetector.tracking import tracking_uri
-
-__all__ = ["EvaluationResult", "evaluate_model", "fp16_copy", "predict_fp16"]
 
 log = logging.getLogger(__name__)
 MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")
@@ -59,25 +56,18 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: DictConfig) -> Evalua
     metrics = classification_metrics(labels, prob_fake)
     test_row = scores.rows[TEST_SET]
     metrics.update({key: test_row[key] for key in ("ece", "brier", "flagged")})
-    metrics.update(
-        {
-            "ece_uncalibrated": scores.model["ece_uncalibrated"],
-            "temperature": scores.model["temperature"],
-            "fp16_accuracy": scores.model["fp16_accuracy"],
-            "fp16_accuracy_delta": scores.model["fp16_accuracy_delta"],
-            "latency_ms_mean": scores.model["latency_ms_mean"],
-            "latency_ms_p95": scores.model["latency_ms_p95"],
-            "num_params": count_parameters(loaded.network),
-        }
+    # Model-level figures come from the same scoring run: nothing is predicted twice.
+    model_keys = (
+        "ece_uncalibrated",
+        "temperature",
+        "fp16_accuracy",
+        "fp16_f1_fake",
+        "fp16_accuracy_delta",
+        "latency_ms_mean",
+        "latency_ms_p95",
     )
-    fp16 = predict_fp16(
-        loaded.network,
-        loaded.preprocessing,
-        suite.test.images,
-        int(cfg.batch_size),
-        loaded.temperature,
-    )
-    metrics["fp16_f1_fake"] = classification_metrics(labels, fp16)["f1_fake"]
+    metrics.update({key: scores.model[key] for key in model_keys})
+    metrics["num_params"] = count_parameters(loaded.network)
     return EvaluationResult(metrics=metrics, labels=labels, prob_fake=prob_fake, suite=scores)
 
 

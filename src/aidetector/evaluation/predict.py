@@ -68,13 +68,6 @@ def run_batch(
     return prob_fake, distance
 
 
-def predict_prob_fake_batch(
-    network: nn.Module, preprocessing: Preprocessing, batch: torch.Tensor, temperature: float = 1.0
-) -> torch.Tensor:
-    """Return calibrated P(FAKE) as float32 for a uint8 (N, 3, H, W) batch."""
-    return run_batch(network, preprocessing, batch, temperature)[0]
-
-
 def predict_outputs(
     network: nn.Module,
     preprocessing: Preprocessing,

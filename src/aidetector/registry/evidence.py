@@ -80,18 +80,6 @@ def metric_tags(metrics: dict[str, float]) -> dict[str, str]:
     return {f"{METRIC_TAG_PREFIX}{key}": format_number(value) for key, value in metrics.items()}
 
 
-def metrics_from_tags(tags: dict[str, str]) -> dict[str, float]:
-    """Return the metrics stored as `metric.<key>` tags of a model version."""
-    metrics: dict[str, float] = {}
-    for key, value in tags.items():
-        if key.startswith(METRIC_TAG_PREFIX):
-            try:
-                metrics[key.removeprefix(METRIC_TAG_PREFIX)] = float(value)
-            except ValueError:
-                continue  # a tag someone edited by hand; the gates treat it as missing
-    return metrics
-
-
 def describe_version(tags: dict[str, str], metrics: dict[str, float], borrowed: list[str]) -> str:
     """Return the Markdown description shown for a version in the MLflow UI."""
 

@@ -67,18 +67,18 @@ def publish_suite_table(
     suite: Suite,
     candidates: list[Candidate],
     champion: Candidate | None,
+    versions: dict[str, ModelVersion],
 ) -> None:
     """Show the side-by-side suite table in each scored version's MLflow description."""
     table = suite_table_markdown(suite.hash, candidates, champion)
-    shown = {c.version: c for c in candidates}
-    if champion is not None:
-        shown.setdefault(champion.version, champion)
-    for version in shown:
-        current = client.get_model_version(name, version)
-        client.update_model_version(
-            name, version, description=describe_with_suite(current.description or "", table)
-        )
-        client.set_model_version_tag(name, version, "suite_hash", suite.hash)
+    shown = {c.version for c in candidates} | ({champion.version} if champion else set())
+    for version in sorted(shown, key=int):
+        current = versions[version]
+        description = describe_with_suite(current.description or "", table)
+        if description != current.description:
+            client.update_model_version(name, version, description=description)
+        if current.tags.get("suite_hash") != suite.hash:
+            client.set_model_version_tag(name, version, "suite_hash", suite.hash)
 
 
 def apply_decision(client: MlflowClient, name: str, decision: Decision) -> None:
@@ -104,18 +104,17 @@ def promote_by_policy(cfg: DictConfig, force: bool = False) -> PromotionOutcome:
         versions = fp16_versions(client, name)
         if current is not None and all(v.version != current.version for v in versions):
             versions.append(current)  # a champion set by hand may be an FP32 version
+        by_number = {str(v.version): v for v in versions}
         scored = {
-            str(v.version): candidate_from_version(
-                v, score_version(client, v, suite, settings, cache_dir)
-            )
-            for v in versions
+            number: candidate_from_version(v, score_version(client, v, suite, settings, cache_dir))
+            for number, v in by_number.items()
         }
         champion = scored[str(current.version)] if current else None
         candidates = [c for c in scored.values() if c.precision == "fp16"]
         decision = decide_promotion(candidates, champion, policy)
         if policy.auto:
             apply_decision(client, name, decision)
-        publish_suite_table(client, name, suite, candidates, champion)
+        publish_suite_table(client, name, suite, candidates, champion, by_number)
     report = Path(cfg.registry.promote.report)
     write_promotion_report(
         report, name, policy, decision, champion, applied=policy.auto, suite=suite.description
