@@ -90,3 +90,36 @@ def test_image_size_the_model_cannot_take(
 ) -> None:
     result = run_cli("train", *overrides, f"paths.prepared={tmp_path}/missing")
     assert_one_line_error(result, message)
+
+
+def test_prepare_set_refuses_an_unconfigured_set() -> None:
+    result = run_cli("prepare-set", "--name", "nope", "+evaluate.suite.sets.xs.root=/tmp")
+    assert_one_line_error(result, "suite set 'nope' is not configured", "configured: xs")
+
+
+def test_prepare_set_names_a_set_folder_without_class_folders(tmp_path: Path) -> None:
+    write_images(tmp_path / "data" / "REAL", 6)
+    (tmp_path / "data" / "FAKE").mkdir()
+    for index in range(6):  # other pixels than REAL's, so no image is filed under both
+        Image.new("RGB", (32, 32), (200, index * 9, 10)).save(
+            tmp_path / "data/FAKE" / f"{index}.png"
+        )
+    (tmp_path / "odd" / "cats").mkdir(parents=True)
+    prepare = ["data=folder", f"data.root={tmp_path}/data", f"paths.prepared={tmp_path}/p"]
+    assert run_cli("prepare", *prepare).returncode == 0
+    result = run_cli(
+        "prepare-set",
+        *prepare,
+        f"paths.suite={tmp_path}/suite",
+        f"+evaluate.suite.sets.odd.root={tmp_path}/odd",
+    )
+    assert_one_line_error(result, str(tmp_path / "odd"))
+
+
+def test_a_bad_suite_variant_is_one_line(tmp_path: Path) -> None:
+    result = run_cli(
+        "evaluate",
+        f"paths.prepared={tmp_path}/p",
+        "evaluate.suite.variants=[{name: x, kind: blur}]",
+    )
+    assert_one_line_error(result)
