@@ -70,7 +70,7 @@ async def naive_predict(request: Request) -> Response:
     prob_fake = await anyio.to_thread.run_sync(
         service.engine.predict, array[None], limiter=service.limiter
     )
-    return JSONResponse({"prob_fake": float(prob_fake[0])})
+    return JSONResponse({"prob_fake": float(prob_fake[0, 0])})  # columns: P(FAKE), domain score
 
 
 naive_router = Router(routes=[Route("/predict", naive_predict, methods=["POST"])])
