@@ -30,6 +30,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
@@ -69,7 +70,8 @@ def make_model(work: Path, size: int) -> Path:
     torch.manual_seed(0)
     network = build_network(**SPEC, img_size=size).eval()
     out = work / f"resnet18_{size}"
-    save_model_dir(network, {**SPEC, "img_size": size}, Preprocessing(image_size=size), out)
+    spec, order = {**SPEC, "img_size": size}, ClassOrder((REAL, FAKE))
+    save_model_dir(network, spec, Preprocessing(image_size=size), out, order)
     return out
 
 

@@ -20,9 +20,12 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
+from aidetector.classes import ClassOrder
 from aidetector.config import compose_config
 from aidetector.data.demo import generate_demo_dataset
-from aidetector.data.ingest import SplitRatios, ingest_image_folder, write_prepared
+from aidetector.data.ingest import ingest_image_folder
+from aidetector.data.prepared import write_prepared
+from aidetector.data.splits import SplitRatios
 from aidetector.training.datamodule import DetectorDataModule
 from aidetector.training.module import DetectorModule
 from aidetector.training.train import preprocessing_from_config
@@ -58,6 +61,7 @@ def build_module(cfg, model_name: str) -> DetectorModule:
     return instantiate(cfg.module, _partial_=True)(
         net=instantiate(cfg.model[model_name]),
         preprocessing=preprocessing_from_config(cfg.data),
+        class_order=ClassOrder.from_names(cfg.data.classes),
         optimizer=instantiate(cfg.optimizer),
         scheduler=None,
     )

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from aidetector.data.demo import generate_demo_dataset
-from aidetector.data.ingest import SplitRatios, ingest_image_folder
+from aidetector.data.ingest import ingest_image_folder
+from aidetector.data.splits import SplitRatios
 from aidetector.errors import AidetectorError
 
 

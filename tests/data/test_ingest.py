@@ -14,13 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from aidetector.data.ingest import (
-    SplitRatios,
-    ingest_image_folder,
-    read_manifest,
-    read_split_meta,
-    write_prepared,
-)
+from aidetector.data.ingest import ingest_image_folder
+from aidetector.data.prepared import read_manifest, read_split_meta, write_prepared
+from aidetector.data.splits import SplitRatios
 from aidetector.errors import AidetectorError
 
 SIZE = 8
@@ -421,3 +417,42 @@ def test_ingests_a_cifake_sample_with_spaces_and_parentheses_in_names(tmp_path: 
     all_hashes = [h for hashes in _hashes(dataset).values() for h in hashes]
     assert len(all_hashes) == len(set(all_hashes))
     assert dataset.splits["train"].images.shape[1:] == (32, 32, 3)
+
+
+def test_public_layouts_map_through_the_alias_table(tmp_path: Path) -> None:
+    # ForenSynths names its folders 0_real/1_fake, GenImage nature/ai.
+    for real, fake in (("0_real", "1_fake"), ("nature", "ai")):
+        root = tmp_path / real
+        _fill(root / real, 6, 0)
+        _fill(root / fake, 6, 10_000)
+        dataset = ingest_image_folder(root, SIZE, SplitRatios(), seed=0)
+        assert dataset.classes == ("REAL", "FAKE")
+        assert dataset.report.kept == {"REAL": 6, "FAKE": 6}
+        labels = np.concatenate([s.labels for s in dataset.splits.values()])
+        sources = [path for s in dataset.splits.values() for path in s.sources]
+        fake_folders = {Path(p).parts[0] for p, y in zip(sources, labels, strict=True) if y == 1}
+        assert fake_folders == {fake}
+
+
+def test_the_configured_class_order_sets_the_label_indices(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data", real=6, fake=4)
+    dataset = ingest_image_folder(root, SIZE, SplitRatios(), seed=0, classes=["fake", "REAL"])
+    assert dataset.classes == ("FAKE", "REAL")
+    labels = np.concatenate([s.labels for s in dataset.splits.values()])
+    assert np.bincount(labels).tolist() == [4, 6]  # label 0 is FAKE now
+    write_prepared(dataset, tmp_path / "prepared")
+    assert read_manifest(tmp_path / "prepared")["classes"] == ["FAKE", "REAL"]
+
+
+def test_class_names_outside_the_alias_table_or_two_folders_for_one_class_are_refused(
+    tmp_path: Path,
+) -> None:
+    root = _flat(tmp_path / "data", real=3, fake=3)
+    with pytest.raises(AidetectorError, match="unknown class name 'cat'") as error:
+        ingest_image_folder(root, SIZE, SplitRatios(), seed=0, classes=["REAL", "cat"])
+    assert "\n" not in str(error.value)
+    with pytest.raises(AidetectorError, match="REAL and FAKE once each"):
+        ingest_image_folder(root, SIZE, SplitRatios(), seed=0, classes=["REAL", "real"])
+    _fill(root / "0_real", 3, 500)
+    with pytest.raises(AidetectorError, match="2 folders for class REAL: 0_real/, REAL/"):
+        ingest_image_folder(root, SIZE, SplitRatios(), seed=0)

@@ -42,8 +42,10 @@ def test_overconfident_logits_get_a_temperature_above_one_that_lowers_nll_and_ec
     assert temperature > 1.0
     assert temperature == pytest.approx(5.0, rel=0.2)
     assert nll(overconfident, labels, temperature) < nll(overconfident, labels)
-    before = expected_calibration_error(labels.numpy(), prob_fake(overconfident))
-    after = expected_calibration_error(labels.numpy(), prob_fake(overconfident, temperature))
+    before = expected_calibration_error(labels.numpy(), prob_fake(overconfident), fake_index=1)
+    after = expected_calibration_error(
+        labels.numpy(), prob_fake(overconfident, temperature), fake_index=1
+    )
     assert after < before
 
 
@@ -75,7 +77,9 @@ def test_ece_is_top_label_over_ten_bins_by_hand() -> None:
     probs = np.array([0.92, 0.96, 0.15, 0.62])
     # bin 0.9-1.0: accuracy 1/2, confidence 0.94; 0.85: right; 0.62: wrong.
     expected = 0.5 * abs(0.5 - 0.94) + 0.25 * abs(1 - 0.85) + 0.25 * abs(0 - 0.62)
-    assert expected_calibration_error(labels, probs) == pytest.approx(expected, abs=1e-6)
+    assert expected_calibration_error(labels, probs, fake_index=1) == pytest.approx(
+        expected, abs=1e-6
+    )
 
 
 def test_ece_counts_fake_at_index_zero_symmetrically() -> None:
@@ -83,28 +87,32 @@ def test_ece_counts_fake_at_index_zero_symmetrically() -> None:
     probs = np.array([0.92, 0.96, 0.15, 0.62])
     # Swapping the class index and the labels describes the same verdicts.
     mirrored = expected_calibration_error(1 - labels, probs, fake_index=0)
-    assert mirrored == pytest.approx(expected_calibration_error(labels, probs), abs=1e-6)
+    assert mirrored == pytest.approx(
+        expected_calibration_error(labels, probs, fake_index=1), abs=1e-6
+    )
 
 
 def test_perfectly_confident_right_answers_have_zero_ece() -> None:
     labels = np.array([0, 1, 1, 0])
-    assert expected_calibration_error(labels, labels.astype(float)) == pytest.approx(0.0)
-    assert math.isnan(expected_calibration_error(np.array([]), np.array([])))
+    assert expected_calibration_error(labels, labels.astype(float), fake_index=1) == pytest.approx(
+        0.0
+    )
+    assert math.isnan(expected_calibration_error(np.array([]), np.array([]), fake_index=1))
 
 
 def test_brier_score_is_the_mean_squared_error_of_p_fake() -> None:
     labels = np.array([1, 0, 1])
     probs = np.array([0.8, 0.3, 1.0])
-    assert brier_score(labels, probs) == pytest.approx((0.04 + 0.09 + 0.0) / 3)
+    assert brier_score(labels, probs, fake_index=1) == pytest.approx((0.04 + 0.09 + 0.0) / 3)
     assert brier_score(1 - labels, probs, fake_index=0) == pytest.approx((0.04 + 0.09) / 3)
-    assert math.isnan(brier_score(np.array([]), np.array([])))
+    assert math.isnan(brier_score(np.array([]), np.array([]), fake_index=1))
 
 
 def test_reliability_bins_hold_accuracy_and_mean_confidence_per_bin() -> None:
     labels = np.array([1, 0, 0, 0])
     probs = np.array([0.92, 0.96, 0.15, 0.62])
 
-    rows = reliability_bins(labels, probs)
+    rows = reliability_bins(labels, probs, fake_index=1)
 
     assert [(row["bin_lower"], row["count"]) for row in rows] == [
         (pytest.approx(0.6), 1),
@@ -119,9 +127,11 @@ def test_reliability_bins_hold_accuracy_and_mean_confidence_per_bin() -> None:
 def test_reliability_bins_count_every_sample_and_reproduce_the_ece() -> None:
     logits, labels = calibrated_logits(300, seed=4)
     probs = prob_fake(3.0 * logits)
-    rows = reliability_bins(labels.numpy(), probs)
+    rows = reliability_bins(labels.numpy(), probs, fake_index=1)
 
     assert sum(row["count"] for row in rows) == 300
     assert all(0.5 <= row["confidence"] <= 1.0 for row in rows)
     from_bins = sum(row["count"] / 300 * abs(row["accuracy"] - row["confidence"]) for row in rows)
-    assert from_bins == pytest.approx(expected_calibration_error(labels.numpy(), probs), abs=1e-4)
+    assert from_bins == pytest.approx(
+        expected_calibration_error(labels.numpy(), probs, fake_index=1), abs=1e-4
+    )

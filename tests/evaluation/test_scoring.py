@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
+import numpy as np
 import pytest
 import torch
 from test_suite import EXTRA_SET, SIZE, VARIANTS, prepare_suite_dirs
 
-from aidetector.evaluation.predict import collect_features_and_logits
 from aidetector.evaluation.scoring import (
     ROW_METRICS,
     SuiteMismatchError,
@@ -14,6 +16,7 @@ from aidetector.evaluation.scoring import (
     score_model,
 )
 from aidetector.evaluation.suite import Suite, load_suite
+from aidetector.inference import collect_features_and_logits
 from aidetector.models.artifact import LoadedModel
 from aidetector.models.domain import DomainProfile, fit_domain_profile
 from aidetector.models.factory import build_network
@@ -90,17 +93,35 @@ def test_model_figures_and_raw_test_outputs_are_kept(scores: SuiteScores) -> Non
     assert set(scores.to_dict()) == {"suite_hash", "rows", "model", "reliability"}
 
 
-def test_a_model_with_another_input_size_or_class_order_cannot_be_scored(
+def test_a_model_with_another_input_size_cannot_be_scored(
     network: torch.nn.Module, suite: Suite
 ) -> None:
     other_size = LoadedModel(network, Preprocessing(image_size=SIZE * 2), dict(CONFIG))
     with pytest.raises(SuiteMismatchError, match=f"{SIZE * 2} px inputs"):
         score_model(other_size, suite, **FAST)
+
+
+def test_a_model_trained_with_the_other_class_order_scores_the_same(
+    network: torch.nn.Module, suite: Suite, scores: SuiteScores, profile: DomainProfile
+) -> None:
+    # The same network with its two output rows swapped, saved as [FAKE, REAL]: its P(FAKE)
+    # is column 0, and every row of the table must come out as before.
+    swapped_network = copy.deepcopy(network)
+    head = swapped_network.get_classifier()
+    with torch.no_grad():
+        head.weight.copy_(head.weight.flip(0))
+        head.bias.copy_(head.bias.flip(0))
     swapped = LoadedModel(
-        network, Preprocessing(image_size=SIZE), {**CONFIG, "class_names": ["FAKE", "REAL"]}
+        swapped_network,
+        Preprocessing(image_size=SIZE),
+        {**CONFIG, "class_names": ["FAKE", "REAL"]},
+        domain=profile,
     )
-    with pytest.raises(SuiteMismatchError, match="classes"):
-        score_model(swapped, suite, **FAST)
+    swapped_scores = score_model(swapped, suite, **FAST)
+    np.testing.assert_allclose(swapped_scores.test_prob_fake, scores.test_prob_fake, atol=1e-6)
+    for name, row in scores.rows.items():
+        for key in ("accuracy", "f1_fake", "roc_auc", "ece", "flagged"):
+            assert swapped_scores.rows[name][key] == pytest.approx(row[key], nan_ok=True), name
 
 
 def test_a_domain_profile_flags_images_outside_the_training_sizes(scores: SuiteScores) -> None:

@@ -10,7 +10,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from aidetector.data.evalset import ingest_eval_folder, write_eval_set
-from aidetector.data.ingest import SplitRatios, ingest_image_folder, write_prepared
+from aidetector.data.ingest import ingest_image_folder
+from aidetector.data.prepared import write_prepared
+from aidetector.data.splits import SplitRatios
 from aidetector.errors import AidetectorError
 from aidetector.evaluation.suite import (
     TEST_SET,

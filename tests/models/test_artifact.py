@@ -8,14 +8,16 @@ import numpy as np
 import pytest
 import torch
 
+from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
-from aidetector.evaluation.predict import predict_prob_fake
+from aidetector.inference import predict_prob_fake
 from aidetector.models.artifact import load_model_dir, read_model_config, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 from conftest import TINY_VIT_SPEC
 
 SPEC = TINY_VIT_SPEC
+ORDER = ClassOrder(("REAL", "FAKE"))
 
 
 @pytest.fixture
@@ -23,7 +25,9 @@ def exported(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
     torch.manual_seed(0)
     network = build_network(**SPEC).eval()
     preprocessing = Preprocessing(image_size=32, equalize=True)
-    save_model_dir(network, SPEC, preprocessing, tmp_path / "model", metrics={"accuracy": 0.9})
+    save_model_dir(
+        network, SPEC, preprocessing, tmp_path / "model", ORDER, metrics={"accuracy": 0.9}
+    )
     return network, tmp_path / "model"
 
 
@@ -31,9 +35,9 @@ def test_round_trip_gives_identical_predictions(exported: tuple[torch.nn.Module,
     network, model_dir = exported
     loaded = load_model_dir(model_dir)
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    expected = predict_prob_fake(network, loaded.preprocessing, images)
+    expected = predict_prob_fake(network, loaded.preprocessing, images, fake_index=1)
     np.testing.assert_array_equal(
-        predict_prob_fake(loaded.network, loaded.preprocessing, images), expected
+        predict_prob_fake(loaded.network, loaded.preprocessing, images, fake_index=1), expected
     )
     assert loaded.preprocessing.equalize is True
     assert loaded.metrics == {"accuracy": 0.9}
@@ -43,18 +47,18 @@ def test_cnn_loads_channels_last_and_predicts_like_the_trained_network(tmp_path:
     spec = {"name": "resnet18", "family": "cnn", "arch": "resnet18", "img_size": 32}
     torch.manual_seed(0)
     network = build_network(**spec).eval()
-    save_model_dir(network, spec, Preprocessing(image_size=32), tmp_path / "cnn")
+    save_model_dir(network, spec, Preprocessing(image_size=32), tmp_path / "cnn", ORDER)
     loaded = load_model_dir(tmp_path / "cnn")
     weight = loaded.network.conv1.weight
     assert weight.is_contiguous(memory_format=torch.channels_last)
     images = np.random.default_rng(1).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     np.testing.assert_allclose(
-        predict_prob_fake(loaded.network, loaded.preprocessing, images),
-        predict_prob_fake(network, loaded.preprocessing, images),
+        predict_prob_fake(loaded.network, loaded.preprocessing, images, fake_index=1),
+        predict_prob_fake(network, loaded.preprocessing, images, fake_index=1),
         atol=1e-5,
     )
     # A loaded network saves again (safetensors needs contiguous tensors).
-    save_model_dir(loaded.network, spec, loaded.preprocessing, tmp_path / "again")
+    save_model_dir(loaded.network, spec, loaded.preprocessing, tmp_path / "again", ORDER)
     assert load_model_dir(tmp_path / "again").config["weights_sha256"]
 
 
@@ -74,13 +78,15 @@ def test_fp16_copy_stores_half_weights_and_stays_close(
     tmp_path: Path, exported: tuple[torch.nn.Module, Path]
 ) -> None:
     network, _ = exported
-    save_model_dir(network, SPEC, Preprocessing(image_size=32), tmp_path / "fp16", precision="fp16")
+    save_model_dir(
+        network, SPEC, Preprocessing(image_size=32), tmp_path / "fp16", ORDER, precision="fp16"
+    )
     loaded = load_model_dir(tmp_path / "fp16")
     assert loaded.precision == "fp16"
     assert next(loaded.network.parameters()).dtype == torch.float16
     images = np.random.default_rng(1).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
-    fp32 = predict_prob_fake(network, Preprocessing(image_size=32), images)
-    fp16 = predict_prob_fake(loaded.network, loaded.preprocessing, images)
+    fp32 = predict_prob_fake(network, Preprocessing(image_size=32), images, fake_index=1)
+    fp16 = predict_prob_fake(loaded.network, loaded.preprocessing, images, fake_index=1)
     np.testing.assert_allclose(fp16, fp32, atol=5e-3)
 
 

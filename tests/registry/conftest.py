@@ -32,9 +32,11 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch import nn
 
-from aidetector.data.ingest import SplitRatios, ingest_image_folder
+from aidetector.classes import FAKE, REAL, ClassOrder
+from aidetector.data.ingest import ingest_image_folder
 from aidetector.data.prepared import load_split, write_prepared
-from aidetector.evaluation.predict import probe_features
+from aidetector.data.splits import SplitRatios
+from aidetector.inference import probe_features
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
@@ -236,6 +238,7 @@ class TrainedDirs(dict[str, Path]):
             recipe.spec,
             Preprocessing(image_size=size),
             self.root / key,
+            ClassOrder((REAL, FAKE)),
             extra=extra,
             temperature=recipe.temperature,
         )

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from aidetector.cli import main
-from aidetector.evaluation.predict import predict_fp16, predict_prob_fake
+from aidetector.inference import predict_fp16, predict_prob_fake
 from aidetector.models.artifact import load_model_dir, read_model_config
 from aidetector.registry.export import export_from_uri
 from aidetector.registry.promote import promote_by_policy
@@ -164,13 +164,19 @@ def test_registry_artifact_gives_the_evaluation_path_probabilities(
     # The evaluation path: models/<name> loaded in FP32, the FP16 copy made from it.
     evaluated = load_model_dir(Path(cfg.paths.models) / "vit_tiny", dtype=torch.float32)
     arrays = np.stack([evaluated.preprocessing.bytes_to_array(blob) for blob in blobs])
-    expected_fp32 = predict_prob_fake(evaluated.network, evaluated.preprocessing, arrays)
-    expected_fp16 = predict_fp16(evaluated.network, evaluated.preprocessing, arrays, 8)
+    expected_fp32 = predict_prob_fake(
+        evaluated.network, evaluated.preprocessing, arrays, fake_index=1
+    )
+    expected_fp16 = predict_fp16(
+        evaluated.network, evaluated.preprocessing, arrays, 8, fake_index=1
+    )
 
     for version, expected in zip(versions, (expected_fp32, expected_fp16), strict=True):
         out_dir = tmp_path / version.precision
         export_from_uri(server_env.uri, cfg.registry.name, out_dir, version=version.version)
         served = load_model_dir(out_dir)  # config.yaml + weights -> network and preprocessing
         inputs = np.stack([served.preprocessing.bytes_to_array(blob) for blob in blobs])
-        probabilities = predict_prob_fake(served.network, served.preprocessing, inputs)
+        probabilities = predict_prob_fake(
+            served.network, served.preprocessing, inputs, fake_index=1
+        )
         np.testing.assert_array_equal(probabilities, expected)

@@ -65,6 +65,7 @@ def test_card_states_metrics_data_use_limitations_and_licence(
         assert section in text
     assert "CIFAKE" in text and "Bird & Lotfi" in text
     assert exported.weights_sha256 in text
+    assert "Output label order (`config.yaml` `class_names`): 0 = REAL, 1 = FAKE." in text
     parsed = ModelCard(text).data
     assert parsed.license == "mit"
     assert {r.metric_type: r.metric_value for r in parsed.eval_results}["accuracy"] == 0.875

@@ -31,8 +31,9 @@ import requests
 import torch
 from omegaconf import OmegaConf
 
+from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.config import compose_config
-from aidetector.evaluation.predict import collect_features_and_logits, run_batch
+from aidetector.inference import collect_features_and_logits, run_batch
 from aidetector.models.artifact import load_model_dir, save_model_dir
 from aidetector.models.domain import DomainProfile, FeatureGaussian, fit_domain_profile
 from aidetector.models.factory import build_network
@@ -190,6 +191,7 @@ def _make_model(root: Path, seed: int, temperature: float) -> Path:
         SPEC,
         preprocessing,
         model_dir,
+        ClassOrder((REAL, FAKE)),
         metrics={"accuracy": 0.625},
         temperature=temperature,
         domain=fit_test_domain(network, preprocessing),
@@ -217,6 +219,7 @@ def offline_outputs(
         arrays_to_batch(arrays),
         loaded.temperature,
         loaded.domain,
+        fake_index=loaded.class_order.fake_index,
     )
     assert score is not None, "the test models carry a domain profile"
     return prob_fake.float().cpu().numpy(), score.float().cpu().numpy()

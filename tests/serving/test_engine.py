@@ -65,7 +65,9 @@ def test_a_model_without_a_domain_profile_is_always_in_domain(
     serving_env: ServingEnv, tmp_path: Path
 ) -> None:
     loaded = load_model_dir(serving_env.models["1"].model_dir)
-    plain_dir = save_model_dir(loaded.network, SPEC, loaded.preprocessing, tmp_path / "plain")
+    plain_dir = save_model_dir(
+        loaded.network, SPEC, loaded.preprocessing, tmp_path / "plain", loaded.class_order
+    )
     plain = InferenceEngine(plain_dir, device="cpu", precision="fp32")
     assert plain.loaded.domain is None
     served = plain.predict(arrays(plain, [unique_jpeg(520), black_png(7)]))

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aidetector import CLASS_NAMES
+from aidetector.classes import FAKE, REAL
 from aidetector.errors import AidetectorError
 
 JPEG_QUALITY = 90
@@ -46,16 +46,14 @@ def generate_demo_dataset(
     root = Path(root)
     if root.exists():
         shutil.rmtree(root)
-    for class_index, class_name in enumerate(CLASS_NAMES):
+    for class_index, class_name in enumerate((REAL, FAKE)):
         class_dir = root / class_name
         class_dir.mkdir(parents=True)
         prefix = class_name.lower()
         for i in range(n_per_class):
             rng = np.random.default_rng([seed, class_index, i])
             pixels = (
-                render_fake(rng, image_size)
-                if class_name == "FAKE"
-                else render_real(rng, image_size)
+                render_fake(rng, image_size) if class_name == FAKE else render_real(rng, image_size)
             )
             Image.fromarray(pixels).save(
                 class_dir / f"{prefix}_{i:05d}.jpg", format="JPEG", quality=JPEG_QUALITY

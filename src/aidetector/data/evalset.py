@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from aidetector.classes import ClassOrder, match_class_folders
 from aidetector.data.prepared import (
     MANIFEST_COLUMNS,
     SplitData,
@@ -165,9 +166,8 @@ def _eval_class_folders(root: Path, classes: tuple[str, ...]) -> dict[str, Path]
     """Return root's class folders; the train/ and test/ layout of a training folder is refused."""
     check_data_folder(root)
     wanted = " and ".join(f"{c}/" for c in classes)
-    has_class_folder = any(
-        p.is_dir() and p.name.lower() in {c.lower() for c in classes} for p in root.iterdir()
-    )
+    subfolders = [p.name for p in root.iterdir() if p.is_dir()]
+    has_class_folder = any(match_class_folders(subfolders, ClassOrder.from_names(classes)).values())
     if not has_class_folder and ((root / "train").is_dir() or (root / "test").is_dir()):
         raise AidetectorError(
             f"evaluation set folder {root} has the train/ test/ layout of a training folder: "

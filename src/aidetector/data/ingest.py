@@ -1,6 +1,7 @@
 """Ingest an image folder (CIFAKE/Kaggle layout) into validated, deduplicated, leak-free splits.
 
-Accepted layouts, with one folder per class (default REAL and FAKE):
+Accepted layouts, with one folder per class (REAL and FAKE, or an alias such as 0_real and
+1_fake: classes.py), labelled in the order of `classes`:
 
 * ROOT/REAL, ROOT/FAKE: everything is split into train/val/test by the ratios;
 * ROOT/train/{REAL,FAKE} and optionally ROOT/test/{REAL,FAKE}: a source test split is kept as
@@ -22,19 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from aidetector import CLASS_NAMES
-from aidetector.data.prepared import (
-    IngestReport,
-    PreparedDataset,
-    SplitData,
-    SplitMeta,
-    load_split,
-    read_manifest,
-    read_split_meta,
-    write_prepared,
-)
+from aidetector.classes import DEFAULT_ORDER
+from aidetector.data.prepared import IngestReport, PreparedDataset
 from aidetector.data.scan import (
-    SKIP_REASONS,
     check_data_folder,
     check_image_size_and_classes,
     class_folders,
@@ -47,20 +38,6 @@ from aidetector.data.scan import (
 from aidetector.data.splits import SPLITS, SplitRatios, assign_splits
 from aidetector.errors import AidetectorError
 
-__all__ = [
-    "SKIP_REASONS",
-    "IngestReport",
-    "PreparedDataset",
-    "SplitData",
-    "SplitMeta",
-    "SplitRatios",
-    "ingest_image_folder",
-    "load_split",
-    "read_manifest",
-    "read_split_meta",
-    "write_prepared",
-]
-
 logger = logging.getLogger(__name__)
 
 # Source test is read first so that, on a duplicate, the copy in the fixed test split wins.
@@ -72,7 +49,7 @@ def ingest_image_folder(
     image_size: int,
     ratios: SplitRatios,
     seed: int,
-    classes: Sequence[str] = CLASS_NAMES,
+    classes: Sequence[str] = DEFAULT_ORDER,
 ) -> PreparedDataset:
     """Return the validated, deduplicated, resized and stratified splits of an image folder."""
     root = Path(root)

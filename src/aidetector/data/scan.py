@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aidetector.classes import FOLDER_ALIASES, ClassOrder, match_class_folders
 from aidetector.data.decode import SKIP_REASONS as DECODE_SKIP_REASONS
 from aidetector.data.decode import decode_file, strict_decoding
 from aidetector.data.prepared import UNKNOWN_SIZE, SplitData
@@ -57,13 +58,10 @@ class FolderScan:
 
 
 def check_image_size_and_classes(image_size: int, classes: Sequence[str]) -> tuple[str, ...]:
-    """Return classes as a tuple after checking the image size and class names are usable."""
-    classes = tuple(classes)
+    """Return the class names in label order, mapped through the alias table (classes.py)."""
     if image_size < 1:
         raise AidetectorError(f"image_size must be a positive number of pixels, got {image_size}")
-    if len(classes) < 2 or len(set(classes)) != len(classes):
-        raise AidetectorError(f"need at least two distinct class names, got {list(classes)}")
-    return classes
+    return ClassOrder.from_names(classes).names
 
 
 def scan_class_folders(
@@ -168,19 +166,20 @@ def check_data_folder(root: Path) -> None:
 def class_folders(
     folder: Path, classes: tuple[str, ...], prefix: str = "", allow_nested: bool = True
 ) -> dict[str, Path]:
-    """Return one folder per class inside folder, matching names case-insensitively if needed.
+    """Return one folder per class inside folder, by class name or alias, in any letter case.
 
     prefix is how folder is shown in messages; allow_nested=False leaves the train/ layout
     out of the hint when no class folder is found.
     """
-    subfolders = [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
-    found: dict[str, Path] = {}
-    for name in classes:
-        exact = [p for p in subfolders if p.name == name]
-        loose = [p for p in subfolders if p.name.lower() == name.lower()]
-        match = exact or (loose if len(loose) == 1 else [])
-        if match:
-            found[name] = match[0]
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    matches = match_class_folders(subfolders, ClassOrder.from_names(classes))
+    for name, names in matches.items():
+        if len(names) > 1:
+            raise AidetectorError(
+                f"{folder} has {len(names)} folders for class {name}: "
+                f"{', '.join(f'{prefix}{n}/' for n in names)}; keep one"
+            )
+    found = {name: folder / names[0] for name, names in matches.items() if names}
     if not found:
         wanted = " and ".join(f"{c}/" for c in classes)
         nested = ", ".join(f"train/{c}/" for c in classes)
@@ -188,10 +187,13 @@ def class_folders(
             hint = " and ".join(f"{prefix}{c}/" for c in classes)
         else:
             hint = f"{wanted} or {nested}" if allow_nested else wanted
-        raise AidetectorError(f"no class folders in {folder}: expected {hint}")
+        aliases = "; ".join(f"{c}: {', '.join(FOLDER_ALIASES[c])}" for c in classes)
+        raise AidetectorError(
+            f"no class folders in {folder}: expected {hint} (or an alias, {aliases})"
+        )
     missing = [name for name in classes if name not in found]
     if missing:
-        present = ", ".join(f"{prefix}{name}/" for name in found)
+        present = ", ".join(f"{prefix}{path.name}/" for path in found.values())
         raise AidetectorError(
             f"class folder {folder / missing[0]} is missing (found {present}): every class "
             f"needs a folder: {', '.join(f'{prefix}{c}/' for c in classes)}"

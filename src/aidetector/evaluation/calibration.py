@@ -2,6 +2,7 @@
 
 ECE here is the top-label expected calibration error with 10 equal-width confidence bins:
 the confidence of a verdict is max(P(FAKE), P(REAL)), the accuracy is whether it was right.
+labels are label indices in the data's order, and fake_index is the data's FAKE index.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
     return min(max(temperature, MIN_TEMPERATURE), MAX_TEMPERATURE)
 
 
-def two_class_probs(prob_fake: np.ndarray, fake_index: int = 1) -> torch.Tensor:
+def two_class_probs(prob_fake: np.ndarray, fake_index: int) -> torch.Tensor:
     """Return (N, 2) class probabilities from P(FAKE), with FAKE at fake_index."""
     fake = torch.as_tensor(np.asarray(prob_fake, dtype=np.float32))
     columns = [1.0 - fake, fake] if fake_index == 1 else [fake, 1.0 - fake]
@@ -49,7 +50,7 @@ def two_class_probs(prob_fake: np.ndarray, fake_index: int = 1) -> torch.Tensor:
 
 
 def expected_calibration_error(
-    labels: np.ndarray, prob_fake: np.ndarray, n_bins: int = ECE_BINS, fake_index: int = 1
+    labels: np.ndarray, prob_fake: np.ndarray, *, fake_index: int, n_bins: int = ECE_BINS
 ) -> float:
     """Return the top-label ECE (L1, equal-width confidence bins) of P(FAKE) against labels."""
     if len(labels) == 0:
@@ -65,7 +66,7 @@ def expected_calibration_error(
     )
 
 
-def brier_score(labels: np.ndarray, prob_fake: np.ndarray, fake_index: int = 1) -> float:
+def brier_score(labels: np.ndarray, prob_fake: np.ndarray, *, fake_index: int) -> float:
     """Return the mean squared error of P(FAKE) against the 0/1 FAKE indicator."""
     if len(labels) == 0:
         return float("nan")
@@ -74,7 +75,7 @@ def brier_score(labels: np.ndarray, prob_fake: np.ndarray, fake_index: int = 1) 
 
 
 def reliability_bins(
-    labels: np.ndarray, prob_fake: np.ndarray, n_bins: int = ECE_BINS, fake_index: int = 1
+    labels: np.ndarray, prob_fake: np.ndarray, *, fake_index: int, n_bins: int = ECE_BINS
 ) -> list[dict[str, float]]:
     """Return one row per non-empty confidence bin: mean confidence, accuracy and count."""
     prob_fake = np.asarray(prob_fake, dtype=np.float64)

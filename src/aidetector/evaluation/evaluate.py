@@ -14,6 +14,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from aidetector.classes import ClassOrder
 from aidetector.evaluation.metrics import classification_metrics, roc_points
 from aidetector.evaluation.plots import (
     confusion_rows,
@@ -40,7 +41,13 @@ class EvaluationResult:
     metrics: dict[str, float]
     labels: np.ndarray
     prob_fake: np.ndarray
+    class_order: ClassOrder
     suite: SuiteScores | None = None
+
+    def predicted_labels(self, threshold: float = 0.5) -> np.ndarray:
+        """Return the predicted label index per sample, in the data's label order."""
+        order = self.class_order
+        return np.where(self.prob_fake >= threshold, order.fake_index, order.real_index)
 
 
 def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: DictConfig) -> EvaluationResult:
@@ -53,7 +60,8 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: DictConfig) -> Evalua
         latency_warmup=int(cfg.latency_warmup),
     )
     labels, prob_fake = scores.test_labels, scores.test_prob_fake
-    metrics = classification_metrics(labels, prob_fake)
+    order = ClassOrder.from_names(suite.classes)
+    metrics = classification_metrics(labels, prob_fake, order)
     test_row = scores.rows[TEST_SET]
     metrics.update({key: test_row[key] for key in ("ece", "brier", "flagged")})
     # Model-level figures come from the same scoring run: nothing is predicted twice.
@@ -68,7 +76,9 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: DictConfig) -> Evalua
     )
     metrics.update({key: scores.model[key] for key in model_keys})
     metrics["num_params"] = count_parameters(loaded.network)
-    return EvaluationResult(metrics=metrics, labels=labels, prob_fake=prob_fake, suite=scores)
+    return EvaluationResult(
+        metrics=metrics, labels=labels, prob_fake=prob_fake, class_order=order, suite=scores
+    )
 
 
 def evaluate_from_config(cfg: DictConfig, model_name: str) -> EvaluationResult:
@@ -89,12 +99,12 @@ def write_evaluation_outputs(result: EvaluationResult, cfg: DictConfig, model_na
     png_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / "metrics.json"
     metrics_path.write_text(json.dumps(result.metrics, indent=2, sort_keys=True))
-    predicted = (result.prob_fake >= 0.5).astype(int)
-    write_rows_csv(confusion_rows(result.labels, predicted), out_dir / "confusion.csv")
-    points = roc_points(result.labels, result.prob_fake)
+    predicted, order = result.predicted_labels(), result.class_order
+    write_rows_csv(confusion_rows(result.labels, predicted, order), out_dir / "confusion.csv")
+    points = roc_points(result.labels, result.prob_fake, order)
     write_rows_csv(points, out_dir / "roc.csv")
     title = f"{model_name} (test)"
-    save_confusion_png(result.labels, predicted, png_dir / "confusion_matrix.png", title)
+    save_confusion_png(result.labels, predicted, order, png_dir / "confusion_matrix.png", title)
     save_roc_png(points, result.metrics["roc_auc"], png_dir / "roc.png", title)
     if result.suite is not None:
         write_json(out_dir / "suite.json", suite_metrics_file(result.suite))

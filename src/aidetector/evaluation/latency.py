@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aidetector.evaluation.predict import run_batch
+from aidetector.inference import run_batch
 from aidetector.models.domain import DomainProfile
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
 
@@ -21,6 +21,8 @@ def measure_batch1_latency(
     warmup: int = 10,
     temperature: float = 1.0,
     domain: DomainProfile | None = None,
+    *,
+    fake_index: int,
 ) -> dict[str, float]:
     """Return mean and p95 milliseconds of single-image predictions over `samples` runs."""
     network.eval()
@@ -28,7 +30,7 @@ def measure_batch1_latency(
     timings = []
     for index, batch in enumerate(batches):
         start = time.perf_counter()
-        run_batch(network, preprocessing, batch, temperature, domain)
+        run_batch(network, preprocessing, batch, temperature, domain, fake_index=fake_index)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         if index >= warmup:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from aidetector import CLASS_NAMES
+from aidetector.classes import ClassOrder
 
 
 def write_rows_csv(rows: Sequence[Mapping[str, object]], path: Path) -> None:
@@ -24,16 +24,21 @@ def write_rows_csv(rows: Sequence[Mapping[str, object]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def confusion_rows(labels: np.ndarray, predicted: np.ndarray) -> list[dict[str, object]]:
+def confusion_rows(
+    labels: np.ndarray, predicted: np.ndarray, class_order: ClassOrder
+) -> list[dict[str, object]]:
     """Return one (actual, predicted) class-name row per sample: DVC's confusion template input."""
+    names = class_order.names
     return [
-        {"actual": CLASS_NAMES[int(a)], "predicted": CLASS_NAMES[int(p)]}
+        {"actual": names[int(a)], "predicted": names[int(p)]}
         for a, p in zip(labels, predicted, strict=True)
     ]
 
 
-def save_confusion_png(labels: np.ndarray, predicted: np.ndarray, path: Path, title: str) -> None:
-    """Save a labelled confusion-matrix heat map."""
+def save_confusion_png(
+    labels: np.ndarray, predicted: np.ndarray, class_order: ClassOrder, path: Path, title: str
+) -> None:
+    """Save a labelled confusion-matrix heat map; labels and predicted are label indices."""
     matrix = np.zeros((2, 2), dtype=int)
     for actual, guess in zip(labels, predicted, strict=True):
         matrix[int(actual), int(guess)] += 1
@@ -42,7 +47,8 @@ def save_confusion_png(labels: np.ndarray, predicted: np.ndarray, path: Path, ti
     for (row, col), count in np.ndenumerate(matrix):
         color = "white" if count > matrix.max() / 2 else "black"
         axes.text(col, row, str(count), ha="center", va="center", color=color)
-    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES)
+    names = class_order.as_list()
+    axes.set(xticks=[0, 1], yticks=[0, 1], xticklabels=names, yticklabels=names)
     axes.set(xlabel="predicted", ylabel="actual", title=title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.evaluation.calibration import (
     brier_score,
@@ -19,8 +20,8 @@ from aidetector.evaluation.calibration import (
 )
 from aidetector.evaluation.latency import measure_batch1_latency
 from aidetector.evaluation.metrics import classification_metrics
-from aidetector.evaluation.predict import Outputs, predict_fp16, predict_outputs
 from aidetector.evaluation.suite import TEST_SET, Suite, SuiteMember, apply_variant
+from aidetector.inference import Outputs, predict_fp16, predict_outputs
 from aidetector.models.artifact import LoadedModel
 
 # Per-row metrics, in table order.
@@ -63,16 +64,15 @@ class SuiteScores:
 
 
 def check_compatible(loaded: LoadedModel, suite: Suite) -> None:
-    """Raise SuiteMismatchError when the model takes another input size or class order."""
+    """Raise SuiteMismatchError when the model takes another input size.
+
+    The label orders may differ: the model reports P(FAKE) through its own order, and the
+    suite's labels are read through the suite's.
+    """
     size = loaded.preprocessing.image_size
     if size != suite.image_size:
         raise SuiteMismatchError(
             f"the model takes {size} px inputs but the suite is at {suite.image_size} px"
-        )
-    names = tuple(loaded.config.get("class_names", suite.classes))
-    if names != suite.classes:
-        raise SuiteMismatchError(
-            f"the model's classes are {list(names)} but the suite's are {list(suite.classes)}"
         )
 
 
@@ -95,24 +95,25 @@ def in_domain_mask(loaded: LoadedModel, outputs: Outputs, member: SuiteMember) -
 
 
 def row_metrics(
-    labels: np.ndarray, prob_fake: np.ndarray, in_domain: np.ndarray
+    labels: np.ndarray, prob_fake: np.ndarray, in_domain: np.ndarray, class_order: ClassOrder
 ) -> dict[str, float]:
     """Return one table row: accuracy, F1 per class, ROC-AUC, ECE, Brier, flagged share, n."""
-    base = classification_metrics(labels, prob_fake)
+    base = classification_metrics(labels, prob_fake, class_order)
+    fake_index = class_order.fake_index
     return {
         "accuracy": base["accuracy"],
         "f1_real": base["f1_real"],
         "f1_fake": base["f1_fake"],
         "roc_auc": base["roc_auc"],
-        "ece": expected_calibration_error(labels, prob_fake),
-        "brier": brier_score(labels, prob_fake),
+        "ece": expected_calibration_error(labels, prob_fake, fake_index=fake_index),
+        "brier": brier_score(labels, prob_fake, fake_index=fake_index),
         "flagged": float(1.0 - in_domain.mean()) if len(in_domain) else float("nan"),
         "n": float(len(labels)),
     }
 
 
 def group_rows(
-    member: SuiteMember, classes: tuple[str, ...], prob_fake: np.ndarray, in_domain: np.ndarray
+    member: SuiteMember, class_order: ClassOrder, prob_fake: np.ndarray, in_domain: np.ndarray
 ) -> dict[str, dict[str, float]]:
     """Return one row per source group (`SET/CLASS/group`), scored against the other class.
 
@@ -123,15 +124,19 @@ def group_rows(
     rows: dict[str, dict[str, float]] = {}
     if not len(groups) or not any(groups):
         return rows
-    for label, class_name in enumerate(classes):
+    for label, class_name in enumerate(class_order.names):
         for group in sorted({g for g, y in zip(groups, member.labels, strict=True) if y == label}):
             if not group:
                 continue
             own = (member.labels == label) & (groups == group)
             chosen = own | (member.labels != label)
-            row = row_metrics(member.labels[chosen], prob_fake[chosen], in_domain[chosen])
+            row = row_metrics(
+                member.labels[chosen], prob_fake[chosen], in_domain[chosen], class_order
+            )
             # Accuracy and flagged describe the group's own images only.
-            own_metrics = row_metrics(member.labels[own], prob_fake[own], in_domain[own])
+            own_metrics = row_metrics(
+                member.labels[own], prob_fake[own], in_domain[own], class_order
+            )
             row.update(
                 accuracy=own_metrics["accuracy"],
                 flagged=own_metrics["flagged"],
@@ -151,10 +156,18 @@ def score_model(
     """Score a loaded model on every set, variant and source group of the suite."""
     check_compatible(loaded, suite)
     network, preprocessing = loaded.network, loaded.preprocessing
+    model_fake = loaded.class_order.fake_index
+    order = ClassOrder.from_names(suite.classes)
 
     def outputs_of(images: np.ndarray) -> Outputs:
         return predict_outputs(
-            network, preprocessing, images, batch_size, loaded.temperature, loaded.domain
+            network,
+            preprocessing,
+            images,
+            batch_size,
+            loaded.temperature,
+            loaded.domain,
+            fake_index=model_fake,
         )
 
     rows: dict[str, dict[str, float]] = {}
@@ -162,14 +175,14 @@ def score_model(
     for member in suite.members():
         outputs = test_outputs if member is suite.test else outputs_of(member.images)
         mask = in_domain_mask(loaded, outputs, member)
-        rows[member.name] = row_metrics(member.labels, outputs.prob_fake, mask)
-        rows.update(group_rows(member, suite.classes, outputs.prob_fake, mask))
+        rows[member.name] = row_metrics(member.labels, outputs.prob_fake, mask, order)
+        rows.update(group_rows(member, order, outputs.prob_fake, mask))
         if member is suite.test:
             for variant in suite.variants:
                 varied = outputs_of(apply_variant(member.images, variant))
                 varied_mask = in_domain_mask(loaded, varied, member)
                 rows[f"{TEST_SET}:{variant.name}"] = row_metrics(
-                    member.labels, varied.prob_fake, varied_mask
+                    member.labels, varied.prob_fake, varied_mask, order
                 )
     clean = rows[TEST_SET]["accuracy"]
     for row in rows.values():
@@ -178,12 +191,19 @@ def score_model(
 
     labels = suite.test.labels
     fp32_like = test_outputs.prob_fake
-    fp16 = predict_fp16(network, preprocessing, suite.test.images, batch_size, loaded.temperature)
-    uncalibrated = predict_outputs(network, preprocessing, suite.test.images, batch_size).prob_fake
-    fp16_metrics = classification_metrics(labels, fp16)
+    images = suite.test.images
+    fp16 = predict_fp16(
+        network, preprocessing, images, batch_size, loaded.temperature, fake_index=model_fake
+    )
+    uncalibrated = predict_outputs(
+        network, preprocessing, images, batch_size, fake_index=model_fake
+    ).prob_fake
+    fp16_metrics = classification_metrics(labels, fp16, order)
     model = {
         "temperature": loaded.temperature,
-        "ece_uncalibrated": expected_calibration_error(labels, uncalibrated),
+        "ece_uncalibrated": expected_calibration_error(
+            labels, uncalibrated, fake_index=order.fake_index
+        ),
         "fp16_accuracy": fp16_metrics["accuracy"],
         "fp16_f1_fake": fp16_metrics["f1_fake"],
         "fp16_accuracy_delta": fp16_metrics["accuracy"] - rows[TEST_SET]["accuracy"],
@@ -195,6 +215,7 @@ def score_model(
             latency_warmup,
             temperature=loaded.temperature,
             domain=loaded.domain,
+            fake_index=model_fake,
         ),
     }
     return SuiteScores(
@@ -203,5 +224,5 @@ def score_model(
         model=model,
         test_labels=labels,
         test_prob_fake=fp32_like,
-        reliability=reliability_bins(labels, fp32_like),
+        reliability=reliability_bins(labels, fp32_like, fake_index=order.fake_index),
     )

@@ -18,7 +18,7 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from aidetector import CLASS_NAMES
+from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.models.domain import DOMAIN_FILE, DomainProfile
 from aidetector.models.factory import build_network, network_kwargs
@@ -45,6 +45,14 @@ class LoadedModel:
     def precision(self) -> str:
         """The stored precision, fp32 or fp16."""
         return str(self.config["precision"])
+
+    @property
+    def class_order(self) -> ClassOrder:
+        """The class names in label order, as training read them from the prepared data."""
+        names = self.config.get("class_names")
+        if not isinstance(names, list):
+            raise AidetectorError("the model's config.yaml has no class_names list")
+        return ClassOrder.from_names(names)
 
     @property
     def temperature(self) -> float:
@@ -75,6 +83,7 @@ def save_model_dir(
     spec: dict[str, Any],
     preprocessing: Preprocessing,
     out_dir: Path,
+    class_order: ClassOrder,
     precision: str = "fp32",
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
@@ -82,6 +91,9 @@ def save_model_dir(
     domain: DomainProfile | None = None,
 ) -> Path:
     """Write weights (cast to precision), config.yaml and optional metrics.json; return out_dir.
+
+    class_order is the prepared data's: config.yaml's class_names is what every reader of the
+    directory takes the label order from.
 
     temperature (fitted on validation data) and the domain profile travel with the weights,
     so that every copy of the directory predicts and flags the same way.
@@ -105,7 +117,7 @@ def save_model_dir(
         "family": spec.get("family"),
         "network": network_kwargs({**spec, "pretrained": False}),
         "preprocessing": preprocessing.to_dict(),
-        "class_names": list(CLASS_NAMES),
+        "class_names": class_order.as_list(),
         "precision": precision,
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": file_sha256(weights_path),

@@ -12,6 +12,7 @@ import httpx
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
+from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.models.artifact import METRICS_FILE, read_model_config
 from aidetector.registry.export import ExportedModel
@@ -97,6 +98,10 @@ def build_model_card(exported: ExportedModel) -> ModelCard:
         metrics=["accuracy", "f1", "roc_auc"],
         eval_results=eval_results or None,
     )
+    labels = ", ".join(
+        f"{index} = {name}"
+        for index, name in enumerate(ClassOrder.from_names(config["class_names"]).names)
+    )
     borrowed = tags.get("metrics_measured_on_fp32", "")
     temperature = float(config.get("temperature", 1.0))
     body = f"""
@@ -105,7 +110,7 @@ def build_model_card(exported: ExportedModel) -> ModelCard:
 Classifies an image as **REAL** (a photograph) or **FAKE** (AI-generated). A `{arch}`
 ({config.get("family")}) network at {size}x{size} px, stored in {precision.upper()} as
 safetensors. Version {exported.version} of the MLflow registered model
-`{exported.registered_model}`.
+`{exported.registered_model}`. Output label order (`config.yaml` `class_names`): {labels}.
 
 ## Metrics (test split)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from aidetector.evaluation.predict import run_batch
+from aidetector.inference import run_batch
 from aidetector.models.artifact import LoadedModel, load_model_dir
 from aidetector.models.domain import IN_DOMAIN, DomainCheck
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
@@ -93,6 +93,7 @@ class InferenceEngine:
             batch,
             self.loaded.temperature,
             self.loaded.domain,
+            fake_index=self.loaded.class_order.fake_index,
         )
         if domain_score is None:
             domain_score = torch.full_like(prob_fake, float("nan"))

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from aidetector.classes import ClassOrder
 from aidetector.data.prepared import load_split, read_split_meta
 from aidetector.errors import AidetectorError
 from aidetector.evaluation.calibration import expected_calibration_error, fit_temperature
-from aidetector.evaluation.predict import FAKE, collect_features_and_logits
+from aidetector.inference import collect_features_and_logits
 from aidetector.models.domain import DomainProfile, fit_domain_profile
 from aidetector.preprocessing import Preprocessing
 
@@ -66,6 +67,7 @@ def calibrate(
     preprocessing: Preprocessing,
     prepared_dir: Path,
     settings: CalibrationSettings,
+    class_order: ClassOrder,
     batch_size: int = 256,
 ) -> Calibration:
     """Fit temperature on validation logits and the domain profile on training features."""
@@ -84,8 +86,9 @@ def calibrate(
     )
     network.train(was_training)
     temperature = fit_temperature(val_logits, torch.from_numpy(val_labels))
-    before = val_logits.softmax(dim=1)[:, FAKE].numpy()
-    after = (val_logits / temperature).softmax(dim=1)[:, FAKE].numpy()
+    fake = class_order.fake_index
+    before = val_logits.softmax(dim=1)[:, fake].numpy()
+    after = (val_logits / temperature).softmax(dim=1)[:, fake].numpy()
     domain = fit_domain_profile(
         train_features,
         train_labels,
@@ -100,8 +103,10 @@ def calibrate(
         "calibration/temperature": temperature,
         "calibration/val_nll_uncalibrated": float(nll(val_logits, labels)),
         "calibration/val_nll": float(nll(val_logits / temperature, labels)),
-        "calibration/val_ece_uncalibrated": expected_calibration_error(val_labels, before),
-        "calibration/val_ece": expected_calibration_error(val_labels, after),
+        "calibration/val_ece_uncalibrated": expected_calibration_error(
+            val_labels, before, fake_index=fake
+        ),
+        "calibration/val_ece": expected_calibration_error(val_labels, after, fake_index=fake),
         **{
             f"calibration/{name}_threshold": probe.threshold
             for name, probe in domain.probes.items()

@@ -15,12 +15,12 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
+from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.preprocessing import Preprocessing
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
-FAKE = 1
 
 
 def class_balanced_weights(labels: torch.Tensor, num_classes: int = 2) -> torch.Tensor:
@@ -30,12 +30,16 @@ def class_balanced_weights(labels: torch.Tensor, num_classes: int = 2) -> torch.
 
 
 class DetectorModule(pl.LightningModule):
-    """Binary REAL/FAKE classifier; takes uint8 NCHW batches and normalises them itself."""
+    """Binary REAL/FAKE classifier; takes uint8 NCHW batches and normalises them itself.
+
+    class_order is the prepared data's label order: it says which logit is P(FAKE).
+    """
 
     def __init__(
         self,
         net: nn.Module,
         preprocessing: Preprocessing,
+        class_order: ClassOrder,
         optimizer: OptimizerFactory,
         scheduler: SchedulerFactory | None = None,
         class_weights: torch.Tensor | None = None,
@@ -45,6 +49,7 @@ class DetectorModule(pl.LightningModule):
         super().__init__()
         self.net = net
         self.preprocessing = preprocessing
+        self.class_order = class_order
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         weights = class_weights if class_weighted_loss else None
@@ -77,10 +82,11 @@ class DetectorModule(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss: torch.Tensor = self.loss_fn(logits, labels)
-        prob_fake = logits.float().softmax(dim=1)[:, FAKE]
+        prob_fake = logits.float().softmax(dim=1)[:, self.class_order.fake_index]
+        is_fake = (labels == self.class_order.fake_index).long()
         collection = self._metrics(stage)
-        collection["acc"].update(prob_fake, labels)
-        collection["auc"].update(prob_fake, labels)
+        collection["acc"].update(prob_fake, is_fake)
+        collection["auc"].update(prob_fake, is_fake)
         collection["f1"].update(logits, labels)
         self.log(
             f"{stage}/loss",
@@ -97,7 +103,8 @@ class DetectorModule(pl.LightningModule):
         collection = self._metrics(stage)
         values = collection.compute()
         f1 = values.pop(f"{stage}/f1")
-        values[f"{stage}/f1_real"], values[f"{stage}/f1_fake"] = f1[0], f1[1]
+        for index, name in enumerate(self.class_order.names):
+            values[f"{stage}/f1_{name.lower()}"] = f1[index]
         self.log_dict(values, prog_bar=stage != "train")
         collection.reset()
 

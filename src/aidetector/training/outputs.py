@@ -36,6 +36,7 @@ def write_training_outputs(result: TrainResult, cfg: DictConfig) -> Path:
         result.spec,
         result.preprocessing,
         model_dir,
+        result.class_order,
         precision="fp32",
         extra={"data_hash": data_hash, "mlflow_run_id": result.run_id},
         temperature=result.calibration.temperature if result.calibration else 1.0,

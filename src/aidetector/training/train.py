@@ -14,6 +14,8 @@ from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from aidetector.classes import ClassOrder
+from aidetector.data.prepared import read_manifest
 from aidetector.errors import AidetectorError
 from aidetector.models.factory import count_parameters
 from aidetector.preprocessing import Preprocessing
@@ -36,6 +38,7 @@ class TrainResult:
     metrics: dict[str, float]
     network: nn.Module
     preprocessing: Preprocessing
+    class_order: ClassOrder
     spec: dict[str, Any]
     run_id: str | None
     history: list[dict[str, float]] = field(default_factory=list)
@@ -79,10 +82,13 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
     net = instantiate(spec)  # first: a bad architecture or size fails before any data loads
     datamodule = instantiate(cfg.datamodule)
     labels = torch.from_numpy(datamodule.train_labels())
+    # The label order is the prepared data's, whatever the config says now.
+    class_order = ClassOrder.from_names(read_manifest(Path(cfg.paths.prepared))["classes"])
     # _partial_ keeps the objects below out of OmegaConf (which would turn them into configs).
     module: DetectorModule = instantiate(cfg.module, _partial_=True)(
         net=net,
         preprocessing=preprocessing,
+        class_order=class_order,
         optimizer=instantiate(cfg.optimizer),
         scheduler=instantiate(cfg.scheduler),
         class_weights=class_balanced_weights(labels),
@@ -152,6 +158,7 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
             preprocessing,
             Path(cfg.paths.prepared),
             settings,
+            class_order,
             int(cfg.evaluate.batch_size),
         )
         metrics.update(calibration.metrics)
@@ -162,6 +169,7 @@ def train(cfg: DictConfig, model_name: str) -> TrainResult:
         metrics=metrics,
         network=module.net,
         preprocessing=preprocessing,
+        class_order=class_order,
         # A DictConfig converts to a dict; OmegaConf types to_container's result more widely.
         spec=dict(OmegaConf.to_container(spec, resolve=True)),  # type: ignore[arg-type]
         run_id=logger.run_id if trainer.is_global_zero else None,

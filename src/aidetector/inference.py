@@ -2,7 +2,8 @@
 
 One forward pass gives both the calibrated P(FAKE) (logits divided by the model's fitted
 temperature) and the features that the domain check measures (its score: above 1 is out
-of domain).
+of domain). fake_index, the column of P(FAKE), is the model's label order
+(LoadedModel.class_order): it is always passed, never assumed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from torch import nn
 from aidetector.models.domain import DomainProfile
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
 
-FAKE = 1
 log = logging.getLogger(__name__)
 
 
@@ -54,6 +54,8 @@ def run_batch(
     batch: torch.Tensor,
     temperature: float = 1.0,
     domain: DomainProfile | None = None,
+    *,
+    fake_index: int,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Return (calibrated P(FAKE) as float32, domain score or None) for a uint8 NCHW batch."""
     parameter = next(network.parameters())
@@ -64,7 +66,7 @@ def run_batch(
     else:
         features, logits = probe_features(network, inputs)
         distance = domain.score(features)
-    prob_fake = (logits.float() / temperature).softmax(dim=1)[:, FAKE]
+    prob_fake = (logits.float() / temperature).softmax(dim=1)[:, fake_index]
     return prob_fake, distance
 
 
@@ -75,6 +77,8 @@ def predict_outputs(
     batch_size: int = 256,
     temperature: float = 1.0,
     domain: DomainProfile | None = None,
+    *,
+    fake_index: int,
 ) -> Outputs:
     """Return P(FAKE) and feature distances for every HxWx3 uint8 image in images, in order."""
     network.eval()
@@ -82,7 +86,9 @@ def predict_outputs(
     distances: list[torch.Tensor] = []
     for start in range(0, len(images), batch_size):
         batch = arrays_to_batch(images[start : start + batch_size])
-        prob_fake, distance = run_batch(network, preprocessing, batch, temperature, domain)
+        prob_fake, distance = run_batch(
+            network, preprocessing, batch, temperature, domain, fake_index=fake_index
+        )
         probs.append(prob_fake.cpu())
         distances.append(
             distance.cpu() if distance is not None else torch.full_like(prob_fake.cpu(), np.nan)
@@ -99,9 +105,14 @@ def predict_prob_fake(
     images: np.ndarray,
     batch_size: int = 256,
     temperature: float = 1.0,
+    *,
+    fake_index: int,
 ) -> np.ndarray:
     """Return calibrated P(FAKE) for every HxWx3 uint8 image in images, in order."""
-    return predict_outputs(network, preprocessing, images, batch_size, temperature).prob_fake
+    outputs = predict_outputs(
+        network, preprocessing, images, batch_size, temperature, fake_index=fake_index
+    )
+    return outputs.prob_fake
 
 
 @torch.inference_mode()
@@ -133,14 +144,20 @@ def predict_fp16(
     images: np.ndarray,
     batch_size: int,
     temperature: float = 1.0,
+    *,
+    fake_index: int,
 ) -> np.ndarray:
     """Return P(FAKE) from an FP16 copy; where the CPU lacks an FP16 kernel, autocast upcasts it."""
     half = fp16_copy(network)
     try:
-        return predict_prob_fake(half, preprocessing, images, batch_size, temperature)
+        return predict_prob_fake(
+            half, preprocessing, images, batch_size, temperature, fake_index=fake_index
+        )
     except RuntimeError as error:  # an op without a Half kernel on this device
         log.warning("pure FP16 inference failed (%s); using autocast with FP16 weights", error)
         upcast = half.float()
         device = next(upcast.parameters()).device.type
         with torch.autocast(device_type=device, dtype=torch.float16):
-            return predict_prob_fake(upcast, preprocessing, images, batch_size, temperature)
+            return predict_prob_fake(
+                upcast, preprocessing, images, batch_size, temperature, fake_index=fake_index
+            )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from aidetector.evaluation.predict import (
+from aidetector.inference import (
     collect_features_and_logits,
     predict_outputs,
     predict_prob_fake,
@@ -120,7 +120,7 @@ def test_run_batch_with_temperature_and_domain_equals_the_manual_computation(
     profile = random_profile(RESNET_DIMS)
     temperature = 2.5
 
-    prob_fake, score = run_batch(network, preprocessing, batch, temperature, profile)
+    prob_fake, score = run_batch(network, preprocessing, batch, temperature, profile, fake_index=1)
 
     with torch.inference_mode():
         inputs = preprocessing(batch)
@@ -150,7 +150,7 @@ def test_run_batch_without_domain_has_no_score_and_temperature_one_is_plain_soft
     network = resnet
     preprocessing = Preprocessing(image_size=SIZE)
     batch = arrays_to_batch(tiny_images(2))
-    prob_fake, score = run_batch(network, preprocessing, batch)
+    prob_fake, score = run_batch(network, preprocessing, batch, fake_index=1)
     with torch.inference_mode():
         expected = network(preprocessing(batch)).softmax(dim=1)[:, 1]
     assert score is None
@@ -164,12 +164,14 @@ def test_predict_outputs_batches_give_the_same_answers_as_one_batch(
     preprocessing = Preprocessing(image_size=SIZE)
     images = tiny_images(3)
     profile = random_profile(RESNET_DIMS)
-    whole = predict_outputs(network, preprocessing, images, 3, 2.0, profile)
-    pieces = predict_outputs(network, preprocessing, images, 2, 2.0, profile)
+    whole = predict_outputs(network, preprocessing, images, 3, 2.0, profile, fake_index=1)
+    pieces = predict_outputs(network, preprocessing, images, 2, 2.0, profile, fake_index=1)
     np.testing.assert_allclose(pieces.prob_fake, whole.prob_fake, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(pieces.distance, whole.distance, rtol=1e-4)
-    plain = predict_outputs(network, preprocessing, images, 2)
+    plain = predict_outputs(network, preprocessing, images, 2, fake_index=1)
     assert np.isnan(plain.distance).all() and plain.distance.shape == (3,)
     np.testing.assert_allclose(
-        predict_prob_fake(network, preprocessing, images, 2, 2.0), whole.prob_fake, atol=1e-6
+        predict_prob_fake(network, preprocessing, images, 2, 2.0, fake_index=1),
+        whole.prob_fake,
+        atol=1e-6,
     )
