@@ -71,11 +71,8 @@ def model_files(config: dict[str, Any]) -> list[str]:
 
 def file_sha256(path: Path) -> str:
     """Return the hex sha256 of a file."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def save_model_dir(

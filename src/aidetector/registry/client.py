@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from aidetector.errors import AidetectorError
+from aidetector.errors import AidetectorError, first_line
 
 REACHABILITY_TIMEOUT_S = 5.0
 
@@ -52,18 +52,13 @@ def connect(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _first_line(error: MlflowException) -> str:
-    lines = str(error.message).strip().splitlines()
-    return lines[0] if lines else type(error).__name__
-
-
 @contextmanager
 def mlflow_errors(uri: str) -> Iterator[None]:
     """Turn any MlflowException raised inside the block into a one-line AidetectorError."""
     try:
         yield
     except MlflowException as error:
-        raise AidetectorError(f"MLflow at {redact_uri(uri)}: {_first_line(error)}") from error
+        raise AidetectorError(f"MLflow at {redact_uri(uri)}: {first_line(error)}") from error
 
 
 def _does_not_exist(error: MlflowException) -> bool:

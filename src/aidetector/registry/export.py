@@ -12,7 +12,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from aidetector.errors import AidetectorError
+from aidetector.errors import AidetectorError, first_line
 from aidetector.models.artifact import (
     WEIGHTS_FILE,
     file_sha256,
@@ -70,10 +70,9 @@ def download_version(client: MlflowClient, version: ModelVersion, dst: Path) -> 
             tracking_uri=client.tracking_uri,
         )
     except (MlflowException, OSError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise AidetectorError(
             f"could not download version {version.version} of '{version.name}' "
-            f"from {version.source}: {first}"
+            f"from {version.source}: {first_line(error)}"
         ) from error
     return Path(local)
 

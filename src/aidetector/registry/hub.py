@@ -13,7 +13,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
 from aidetector.classes import ClassOrder
-from aidetector.errors import AidetectorError
+from aidetector.errors import AidetectorError, first_line
 from aidetector.models.artifact import METRICS_FILE, read_model_config
 from aidetector.registry.export import ExportedModel
 from aidetector.registry.suite_table import SUITE_HEADING
@@ -178,8 +178,9 @@ MIT, for the weights and the code. Training data keeps its own licence (see Data
 
 
 def _upload_error(repo_id: str, error: Exception) -> AidetectorError:
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    return AidetectorError(f"could not upload to Hugging Face Hub repo '{repo_id}': {first}")
+    return AidetectorError(
+        f"could not upload to Hugging Face Hub repo '{repo_id}': {first_line(error)}"
+    )
 
 
 def push_model_dir(
