@@ -107,3 +107,17 @@ def test_trainer_gpu_trains_in_mixed_precision_and_exports_fp32(prepared: Path) 
     loaded = load_model_dir(write_training_outputs(result, cfg))
     assert next(loaded.network.parameters()).dtype == torch.float32
     mlflow.set_tracking_uri(None)
+
+
+def test_one_class_sanity_batches_warn_nothing_and_the_best_score_is_kept(
+    prepared: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    # Batches of 4 over a validation split stored in class order: the sanity check's two
+    # batches hold REAL images only.
+    cfg = tiny_config(prepared, "model=resnet18", "datamodule.batch_size=4")
+    result = train(cfg, "resnet18")
+    messages = [str(w.message) for w in recwarn]
+    assert not [m for m in messages if "No positive samples" in m], messages
+    assert not [m for m in messages if "LeafSpec" in m], messages
+    # A best score of 0.0 is a score, not a missing one.
+    assert result.metrics["best_val_score"] == result.metrics["best_val_score"]

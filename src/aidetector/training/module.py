@@ -123,6 +123,11 @@ class DetectorModule(pl.LightningModule):
         self._log_epoch("train")
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            # Two batches run only to catch a crash before training; the split is stored in
+            # class order, so their AUROC would be one class's and torchmetrics warns.
+            self._metrics("val").reset()
+            return
         self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
