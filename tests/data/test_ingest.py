@@ -456,3 +456,15 @@ def test_class_names_outside_the_alias_table_or_two_folders_for_one_class_are_re
     _fill(root / "0_real", 3, 500)
     with pytest.raises(AidetectorError, match="2 folders for class REAL: 0_real/, REAL/"):
         ingest_image_folder(root, SIZE, SplitRatios(), seed=0)
+
+
+def test_files_over_the_byte_cap_are_skipped_unread_and_counted(tmp_path: Path) -> None:
+    root = _flat(tmp_path / "data", real=4, fake=4)
+    padded = io.BytesIO()
+    Image.fromarray(_pixels(77, 64)).save(padded, format="PNG")
+    (root / "FAKE" / "huge.png").write_bytes(padded.getvalue() + b"\0" * 4096)
+    report = ingest_image_folder(
+        root, SIZE, SplitRatios(0.5, 0.25, 0.25), seed=0, max_file_bytes=4096
+    ).report
+    assert report.skipped["FAKE"]["file_too_large"] == 1
+    assert report.kept == {"REAL": 4, "FAKE": 4}

@@ -14,8 +14,12 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from aidetector.preprocessing import open_rgb, resize_to_array
 
+# Files above this are skipped unread (data.max_file_bytes); the largest camera JPEGs and
+# generator PNGs are a few tens of MiB.
+MAX_FILE_BYTES = 100 * 1024 * 1024
 SKIP_REASONS: tuple[str, ...] = (
     "empty",
+    "file_too_large",
     "not_an_image",
     "corrupt_or_truncated",
     "too_large",
@@ -56,14 +60,17 @@ def strict_decoding() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def decode_file(path: Path, image_size: int) -> DecodedImage | str:
+def decode_file(path: Path, image_size: int, max_bytes: int = MAX_FILE_BYTES) -> DecodedImage | str:
     """Return the resized pixels, sha256 and size of the original RGB image, or why to skip it.
 
-    The size is the decoded original's (EXIF orientation applied), before resizing.
+    The size is the decoded original's (EXIF orientation applied), before resizing. A file
+    over max_bytes is skipped before a byte of it is read.
 
     Call it inside strict_decoding(), which makes truncated files and decompression bombs fail.
     """
     try:
+        if path.stat().st_size > max_bytes:
+            return "file_too_large"
         data = path.read_bytes()
     except OSError:
         return "unreadable"

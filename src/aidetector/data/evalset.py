@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from aidetector.classes import ClassOrder, match_class_folders
+from aidetector.data.decode import MAX_FILE_BYTES
 from aidetector.data.prepared import (
     MANIFEST_COLUMNS,
     SplitData,
@@ -76,6 +77,7 @@ def ingest_eval_folder(
     image_size: int,
     classes: Sequence[str],
     training_hashes: set[str],
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> EvalSet:
     """Return the validated, deduplicated, resized evaluation set in root ({REAL,FAKE}/...).
 
@@ -90,7 +92,7 @@ def ingest_eval_folder(
             "such as 'genimage_sdxl'"
         )
     folders = _eval_class_folders(root, classes)
-    scan = scan_class_folders(root, {EVAL_SPLIT: folders}, classes, image_size)
+    scan = scan_class_folders(root, {EVAL_SPLIT: folders}, classes, image_size, max_file_bytes)
     kept, duplicates, _, conflicts = deduplicate(scan.records)
     for label, class_name in enumerate(classes):
         if not any(record.label == label for record in kept):

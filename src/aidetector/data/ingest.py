@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aidetector.classes import DEFAULT_ORDER
+from aidetector.data.decode import MAX_FILE_BYTES
 from aidetector.data.prepared import IngestReport, PreparedDataset
 from aidetector.data.scan import (
     check_data_folder,
@@ -50,6 +51,7 @@ def ingest_image_folder(
     ratios: SplitRatios,
     seed: int,
     classes: Sequence[str] = DEFAULT_ORDER,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> PreparedDataset:
     """Return the validated, deduplicated, resized and stratified splits of an image folder."""
     root = Path(root)
@@ -60,9 +62,8 @@ def ingest_image_folder(
         raise AidetectorError(
             f"split ratio test is 0 but {root} has no test/ folder: set a test ratio above 0"
         )
-    scan = scan_class_folders(
-        root, {s: layout[s] for s in _SOURCE_ORDER if s in layout}, classes, image_size
-    )
+    layout_by_priority = {s: layout[s] for s in _SOURCE_ORDER if s in layout}
+    scan = scan_class_folders(root, layout_by_priority, classes, image_size, max_file_bytes)
     kept_records, duplicates, cross_split, conflicts = deduplicate(scan.records)
     pool = [r for r in kept_records if r.source_split == "train"]
     labels = np.array([r.label for r in pool], dtype=np.int64)

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from aidetector.classes import FOLDER_ALIASES, ClassOrder, match_class_folders
+from aidetector.data.decode import MAX_FILE_BYTES, decode_file, strict_decoding
 from aidetector.data.decode import SKIP_REASONS as DECODE_SKIP_REASONS
-from aidetector.data.decode import decode_file, strict_decoding
 from aidetector.data.prepared import UNKNOWN_SIZE, SplitData
 from aidetector.errors import AidetectorError
 
@@ -65,12 +65,17 @@ def check_image_size_and_classes(image_size: int, classes: Sequence[str]) -> tup
 
 
 def scan_class_folders(
-    root: Path, layout: dict[str, dict[str, Path]], classes: tuple[str, ...], image_size: int
+    root: Path,
+    layout: dict[str, dict[str, Path]],
+    classes: tuple[str, ...],
+    image_size: int,
+    max_file_bytes: int = MAX_FILE_BYTES,
 ) -> FolderScan:
     """Decode every file under the class folders, in layout order then class order.
 
     layout maps a source split to its folder per class; its order is the priority order that
-    deduplicate() relies on. Raises when a class folder yields no readable image.
+    deduplicate() relies on. Files over max_file_bytes are skipped unread. Raises when a class
+    folder yields no readable image.
     """
     scanned = dict.fromkeys(classes, 0)
     skipped = {name: dict.fromkeys(SKIP_REASONS, 0) for name in classes}
@@ -87,7 +92,7 @@ def scan_class_folders(
                 valid = 0
                 for path in files:
                     scanned[name] += 1
-                    result = decode_file(path, image_size)
+                    result = decode_file(path, image_size, max_file_bytes)
                     if isinstance(result, str):
                         skipped[name][result] += 1
                         logger.warning("skipping %s: %s", path, result.replace("_", " "))
