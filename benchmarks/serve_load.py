@@ -33,7 +33,7 @@ from PIL import Image
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
-from aidetector.serving.engine import InferenceEngine
+from aidetector.serving.model_runtime import InferenceEngine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import Body, multipart_body, run_load

@@ -88,7 +88,7 @@ def test_the_inference_path_imports_only_what_the_bento_installs() -> None:
     # request goes through, model loading and the domain check included, must not need them.
     code = (
         "import sys\n"
-        "import aidetector.serving.engine, aidetector.serving.predictor\n"
+        "import aidetector.serving.model_runtime, aidetector.serving.verdicts\n"
         "import aidetector.serving.routes, aidetector.serving.cache\n"
         "print(sorted(m for m in ('sklearn', 'mlflow', 'lightning', 'dvc') if m in sys.modules))"
     )

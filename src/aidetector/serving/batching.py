@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 
-from aidetector.serving.predictor import RunBatch
+from aidetector.serving.verdicts import RunBatch
 
 
 async def _run(batch_infer: Any, api_name: str, array: np.ndarray) -> np.ndarray:

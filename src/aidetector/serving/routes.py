@@ -25,8 +25,8 @@ from aidetector import CLASS_NAMES
 from aidetector.serving.limits import RequestRejected, read_body, read_uploads
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import service_metrics
-from aidetector.serving.predictor import Predictor
 from aidetector.serving.settings import ServeSettings
+from aidetector.serving.verdicts import Predictor
 
 FEEDBACK_MAX_BYTES = 4096
 IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")

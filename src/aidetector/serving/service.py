@@ -21,7 +21,6 @@ from starlette.requests import Request
 from aidetector.serving.access import AccessMiddleware
 from aidetector.serving.batching import find_batch_runner
 from aidetector.serving.cache import PredictionCache
-from aidetector.serving.engine import InferenceEngine, identity_from_labels
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.logging_json import RateLimitedWarner, log_event
 from aidetector.serving.metrics import (
@@ -29,10 +28,11 @@ from aidetector.serving.metrics import (
     service_metrics,
     start_resource_sampler,
 )
-from aidetector.serving.predictor import Predictor
+from aidetector.serving.model_runtime import InferenceEngine, identity_from_labels
 from aidetector.serving.routes import NotReadyError, router
 from aidetector.serving.sentry import init_sentry
 from aidetector.serving.settings import Secrets, load_serve_settings
+from aidetector.serving.verdicts import Predictor
 
 # Read at import: BentoML needs batching and traffic settings when it decorates the class.
 SETTINGS = load_serve_settings()

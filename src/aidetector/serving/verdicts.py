@@ -1,4 +1,4 @@
-"""Per-request prediction work: hash, cache, validate, decode, batch, judge, log, count.
+"""Verdicts for uploads: hash, cache, decode, batch, judge, log, count (one request's work).
 
 Everything here runs once per image outside the batchable API, which only sees tensors.
 The verdict is REAL or FAKE, or UNCERTAIN when the image lies outside the model's training
@@ -21,11 +21,11 @@ from aidetector import CLASS_NAMES
 from aidetector.models.domain import DomainCheck
 from aidetector.preprocessing import Preprocessing
 from aidetector.serving.cache import CachedPrediction, PredictionCache
-from aidetector.serving.engine import ModelIdentity
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.limits import Upload, decode_to_array, needs_thread, open_upload
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import ServiceMetrics
+from aidetector.serving.model_runtime import ModelIdentity
 from aidetector.serving.settings import ServeSettings
 
 RunBatch = Callable[[np.ndarray], Awaitable[np.ndarray]]
