@@ -169,7 +169,7 @@ async def index(_: Request) -> Response:
 
 
 # A Router, not a Starlette app: mounted as-is, request.app stays BentoML's own app, which
-# is where the batching dispatcher of the tensor API is found (see batching.py).
+# is where the batching dispatcher of the tensor API is found (see bentoml_internals.py).
 router = Router(
     routes=[
         Route("/", index, methods=["GET"]),

@@ -2,7 +2,7 @@
 
 One service, one model. The batchable `infer_arrays` API does only tensor work; the routes
 in routes.py do everything per request (limits, hashing, cache, logs, metrics) and feed it
-through BentoML's adaptive batcher (batching.py). The model loads in a background thread
+through BentoML's adaptive batcher (bentoml_internals.py). The model loads in a background thread
 so that /livez answers at once while /readyz stays 503 until a warm-up batch has run.
 """
 
@@ -19,7 +19,7 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from starlette.requests import Request
 
 from aidetector.serving.access import AccessMiddleware
-from aidetector.serving.batching import find_batch_runner
+from aidetector.serving.bentoml_internals import find_batch_runner
 from aidetector.serving.cache import PredictionCache
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.logging_json import RateLimitedWarner, log_event
