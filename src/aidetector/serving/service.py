@@ -155,6 +155,10 @@ class AIDetector:
         engine = self.engine
         if engine is None:
             raise ServiceUnavailable("the model is loading")
+        # Checked by hand, not with bentoml.validators (Shape, DType on an Annotated type):
+        # those convert JSON input rather than check arrays, are fixed when the class is
+        # decorated while the side comes from the model loaded later, and the routes reach
+        # this method through the in-process batcher, which skips input validation.
         size = engine.image_size
         if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
             raise InvalidArgument(
