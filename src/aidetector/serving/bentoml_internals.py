@@ -7,6 +7,14 @@ the API's own HTTP route and hands it the array directly, so requests from /pred
 /predict_batch share one adaptive batching queue (max_batch_size, max_latency_ms) with no
 serialisation; that was measured at 2.5x the throughput of the self-proxy.
 
+The documented alternative, a second service behind `bentoml.depends`, was measured back to
+back with this design (`python benchmarks/serve_load.py --public-batching`, 2 shared cores,
+3 interleaved rounds, medians): at concurrency 32 the demo model served 314 req/s here and
+154 req/s there, 225 of whose 780 requests failed with "Server disconnected" on the hop
+between the two services (a long-open BentoML issue, bentoml/BentoML#3669 and #4238); the
+224 px model served 26.1 img/s here and 26.5 there with 34 of 169 requests failed. Far
+outside the 10 % it would have to stay within, so this module stays.
+
 It also bounds how long that batcher corks a request while waiting for company. BentoML
 learns the cork time from the average queue wait of recent batches, which includes time
 spent behind a running batch; after a burst it learns seconds, and that decays only 5 % per
