@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
-from aidetector.serving.engine import InferenceEngine
+from aidetector.serving.model_runtime import InferenceEngine
 from aidetector.serving.settings import load_serve_settings
 
 SETTINGS = load_serve_settings()

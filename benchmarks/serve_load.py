@@ -7,6 +7,14 @@ Everything is measured in one run on this machine, the load generator sharing th
 Each at concurrency 1, 8, 32 and 64; targets are checked at 32. Writes JSON.
 
     python benchmarks/serve_load.py [--duration 6] [--concurrency 1 8 32 64]
+
+--public-batching adds the same service batching through a `bentoml.depends` service
+(benchmarks/public_batching.py) instead of BentoML's in-process dispatcher, for both models;
+--only NAME... measures only those settings (and starts only their servers), e.g. a short
+back-to-back comparison of the two designs:
+
+    python benchmarks/serve_load.py --public-batching --concurrency 8 32 --out /tmp/cmp.json \
+        --only demo_predict demo_predict_public r224_predict r224_predict_public
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
-from aidetector.serving.engine import InferenceEngine
+from aidetector.serving.model_runtime import InferenceEngine
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import Body, multipart_body, run_load
@@ -128,6 +136,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved repetitions")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--public-batching", action="store_true",
+        help="also serve both models batching through a bentoml.depends service",
+    )  # fmt: skip
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="measure only these settings")
     args = parser.parse_args()
     started, load_before = time.time(), os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="serve-load-"))
@@ -146,31 +159,46 @@ def main() -> int:
         running.callback(stack.close)  # Redis goes last, even on an error
         # Every server runs for the whole measurement; points are interleaved across settings
         # so that other jobs' load on the shared cores hits every setting alike.
-        floor = running.enter_context(stack.serving("serve_baselines:Floor", bench))
-        demo = running.enter_context(
-            stack.serving(service, ROOT, AIDETECTOR_MODEL_TAG=demo_tag, REDIS_URL=redis_url)
-        )
-        big = running.enter_context(
-            stack.serving(service, ROOT, AIDETECTOR_MODEL_TAG=big_tag, REDIS_URL=redis_url)
-        )
-        naive = running.enter_context(
-            stack.serving("serve_baselines:Naive", bench, AIDETECTOR_MODEL_TAG=big_tag)
-        )
+        demo_env = {"AIDETECTOR_MODEL_TAG": demo_tag, "REDIS_URL": redis_url}
+        big_env = {"AIDETECTOR_MODEL_TAG": big_tag, "REDIS_URL": redis_url}
+        public = "public_batching:PublicBatchingDetector"
+        servers: dict[str, tuple[str, Path, dict[str, str]]] = {
+            "floor": ("serve_baselines:Floor", bench, {}),
+            "demo": (service, ROOT, demo_env),
+            "big": (service, ROOT, big_env),
+            "naive": ("serve_baselines:Naive", bench, {"AIDETECTOR_MODEL_TAG": big_tag}),
+            "demo_public": (public, bench, demo_env),
+            "big_public": (public, bench, big_env),
+        }
         one = [multipart_body([d]) for d in demo_images]
-        settings = [
-            Setting("floor_route", floor + "/floor", one),
-            Setting("floor_api", floor + "/floor_api", one),
-            Setting("demo_predict", demo + "/predict", one, flush=True),
-            Setting("demo_cache_hit", demo + "/predict", one[:1]),
-            Setting(
-                "demo_predict_batch32", demo + "/predict_batch",
-                [multipart_body(demo_images[i : i + 32], "files") for i in range(0, 24000, 32)],
-                images_per_request=32, flush=True,
-            ),
-            Setting("r224_predict", big + "/predict",
-                    [multipart_body([d]) for d in big_images], flush=True),
-            Setting("r224_naive", naive + "/predict", [multipart_body([d]) for d in big_images]),
+        big_one = [multipart_body([d]) for d in big_images]
+        batches = [multipart_body(demo_images[i : i + 32], "files") for i in range(0, 24000, 32)]
+        # (server, path, setting): the URL is filled in once the server is up.
+        planned = [
+            ("floor", "/floor", Setting("floor_route", "", one)),
+            ("floor", "/floor_api", Setting("floor_api", "", one)),
+            ("demo", "/predict", Setting("demo_predict", "", one, flush=True)),
+            ("demo", "/predict", Setting("demo_cache_hit", "", one[:1])),
+            ("demo", "/predict_batch",
+             Setting("demo_predict_batch32", "", batches, images_per_request=32, flush=True)),
+            ("big", "/predict", Setting("r224_predict", "", big_one, flush=True)),
+            ("naive", "/predict", Setting("r224_naive", "", big_one)),
         ]  # fmt: skip
+        if args.public_batching:
+            planned += [
+                ("demo_public", "/predict", Setting("demo_predict_public", "", one, flush=True)),
+                ("big_public", "/predict", Setting("r224_predict_public", "", big_one, flush=True)),
+            ]
+        if args.only:
+            planned = [p for p in planned if p[2].name in args.only]
+        urls: dict[str, str] = {}
+        settings = []
+        for server, path, setting in planned:
+            if server not in urls:
+                target, working_dir, env = servers[server]
+                urls[server] = running.enter_context(stack.serving(target, working_dir, **env))
+            setting.url = urls[server] + path
+            settings.append(setting)
         for setting in settings:  # warm-up: trains BentoML's batcher, fills the hit path
             measure(setting, 8, 2.0, stack)
         for round_index in range(args.rounds):
@@ -216,7 +244,7 @@ def main() -> int:
         "concurrency": args.concurrency,
         "wall_s": round(time.time() - started, 1),
     }
-    report["targets"] = evaluate_targets(report)
+    report["targets"] = evaluate_targets(report) if not args.only else {}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["targets"], indent=2))

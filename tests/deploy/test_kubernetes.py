@@ -236,8 +236,9 @@ def test_every_kustomization_is_tested() -> None:
 def test_pod_matches_the_bento_container_image(production: Objects) -> None:
     # The manifest hard-codes facts of `bentoml containerize`'s image; check them against
     # BentoML's own template constants so an upgrade that moves them fails here.
-    from bentoml._internal.container.generate import BENTO_HOME, BENTO_UID_GID
+    from aidetector.serving.bentoml_internals import container_user_and_home
 
+    BENTO_UID_GID, BENTO_HOME = container_user_and_home()  # noqa: N806 - BentoML's names
     pod = find(production, "Deployment", API)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsUser"] == BENTO_UID_GID
     api = pod["containers"][0]

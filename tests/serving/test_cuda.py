@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from aidetector.serving.engine import InferenceEngine
+from aidetector.serving.model_runtime import InferenceEngine
 
 from .conftest import (
     BentoServer,

@@ -96,7 +96,7 @@ def test_monitoring_queries_only_exported_metrics(server: BentoServer) -> None:
             queried.setdefault(name, set()).add(where)
     # NVML only where the model runs on a GPU (test_cuda.py checks it there); the shared
     # server runs on the CPU, so the name is checked against the one the sampler registers.
-    gpu_only = {gpu_gauge()._name}
+    gpu_only = {family.name for family in gpu_gauge().describe()}
     missing = {
         name: sorted(places)
         for name, places in queried.items()

@@ -9,10 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aidetector.serving.package import bento_model_version
 
-from .conftest import BENTOML, PROJECT_ROOT, ServingEnv
+from .conftest import BENTOML, PROJECT_ROOT, BentoServer, ServingEnv, free_port, wait_until
+from .images import RAW, unique_jpeg
 
 
 def bentoml_json(env: ServingEnv, *args: str, cwd: Path = PROJECT_ROOT) -> dict:
@@ -51,7 +53,7 @@ def test_importing_the_same_version_twice_reuses_it(serving_env: ServingEnv) -> 
 
 
 @pytest.mark.slow
-def test_the_bento_builds_with_the_model_and_settings(
+def test_the_bento_builds_in_the_v2_format_and_serves(
     serving_env: ServingEnv, tmp_path: Path
 ) -> None:
     # A copy of what the build reads, so that the repository's build/ stays untouched.
@@ -70,9 +72,13 @@ def test_the_bento_builds_with_the_model_and_settings(
     assert [m["tag"] for m in bento["services"][0]["models"]] == [model.tag]
     bento_dir = serving_env.bentoml_home / "bentos" / "ai-image-detector"
     src = bento_dir / report["bento_tag"].split(":")[1] / "src"
+    # A v2 Bento records its image; "python.wheels is not supported by bento v2, fallback to
+    # bento v1" (what a project wheel in bentofile.yaml caused) leaves it out.
+    manifest = yaml.safe_load((src.parent / "bento.yaml").read_text())
+    assert manifest["spec"] == 2 and manifest["image"]["python_version"] == "3.11"
     assert (src / "params.yaml").is_file()
-    wheels = list((src.parent / "env" / "python" / "wheels").glob("ai_image_detector-*.whl"))
-    assert wheels, "the project wheel is not in the Bento"
+    assert (src / "aidetector" / "serving" / "static" / "index.html").is_file()
+    assert not list(src.rglob("__pycache__")), "compiled files were packed into the Bento"
     # What `bentoml containerize` builds from (no Docker engine here to run it): Debian with
     # Python 3.11, BentoML's uid and port that the Kubernetes manifests assume, and the
     # pinned PyPI torch, whose Linux x86_64 wheel is the CUDA build.
@@ -82,13 +88,37 @@ def test_the_bento_builds_with_the_model_and_settings(
     requirements = (src.parent / "env" / "python" / "requirements.txt").read_text().split()
     assert {"torch==2.14.1", "torchvision==0.29.1", "nvidia-ml-py==13.615.71"} <= set(requirements)
 
+    # The built Bento serves, from its own copy of the code: a marker added to the Bento's
+    # copy of the page must come back from GET /.
+    page = src / "aidetector" / "serving" / "static" / "index.html"
+    page.write_text(page.read_text() + "<!-- served from the Bento -->\n")
+    env = {k: v for k, v in serving_env.env().items() if k != "PYTHONPATH"}
+    port = free_port()
+    log_path = tmp_path / "bento-serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BENTOML), "serve", report["bento_tag"], "--host", "127.0.0.1",
+             "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
+            start_new_session=True,
+        )  # fmt: skip
+    server = BentoServer(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        wait_until(server, "/readyz", 200)
+        verdict = server.post("/predict", data=unique_jpeg(4242), headers=RAW)
+        assert verdict.status_code == 200, verdict.text
+        assert verdict.json()["model"]["version"] == "2"
+        assert "<!-- served from the Bento -->" in server.get("/").text
+    finally:
+        server.stop()
+
 
 def test_the_inference_path_imports_only_what_the_bento_installs() -> None:
     # requirements-serve.txt has no scikit-learn, MLflow, Lightning or DVC: the modules a
     # request goes through, model loading and the domain check included, must not need them.
     code = (
         "import sys\n"
-        "import aidetector.serving.engine, aidetector.serving.predictor\n"
+        "import aidetector.serving.model_runtime, aidetector.serving.verdicts\n"
         "import aidetector.serving.routes, aidetector.serving.cache\n"
         "print(sorted(m for m in ('sklearn', 'mlflow', 'lightning', 'dvc') if m in sys.modules))"
     )

@@ -4,6 +4,14 @@ The cache is an optimisation, never a dependency. Every Redis call has a short t
 a failure is counted, warned about (rate-limited) and answered as a miss, and the cache
 is then skipped for a while, so an outage costs one timeout, not one per request.
 
+The skip is a one-failure circuit breaker, kept by hand (two lines: _failed sets the
+deadline, _available reads it) because no maintained library fits: redis-py's Retry and
+backoff retry a call, which would multiply the timeout instead of skipping Redis; its
+circuit breaker (redis.multidb, which wraps pybreaker) switches between databases rather
+than skipping one; pybreaker guards asyncio code only through Tornado; the asyncio forks
+(aiobreaker, asyncbreaker) are a dormant fork and a new one-person project. None would also
+count skipped calls or drop the stale pooled connections, which this needs.
+
 A value is the compact JSON array `[prob_fake, domain_score, width, height]`: everything the
 verdict needs, so that a hit neither runs the model nor opens the image. domain_score is null
 for a model without a domain profile. A value that does not parse as exactly that (an older

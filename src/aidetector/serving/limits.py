@@ -1,5 +1,6 @@
-"""Input limits: read uploads within byte caps, decode within pixel caps, bad input -> 4xx.
+"""Reading a request within its byte caps: the raw body or multipart files, bad input -> 4xx.
 
+The first step of a request (this reads it, decoding.py decodes it, verdicts.py predicts).
 Every way a request can be wrong ends in RequestRejected, which the routes turn into a
 JSON error with a 4xx status; nothing a client sends should reach a 500.
 """
@@ -9,20 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-from aidetector.preprocessing import ImageTooLargeError, Preprocessing, decode_rgb, open_image
 from aidetector.serving.settings import ServeSettings
 
 # Room for multipart boundaries and part headers around a single image of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024
-# Images up to this many pixels decode on the event loop; larger ones go to a thread so
-# that one big (or hostile but within-limits) image cannot stall every other request.
-INLINE_DECODE_PIXELS = 512 * 512
 
 
 class RequestRejected(Exception):  # noqa: N818 - a rejection, not a programming error
@@ -125,46 +120,3 @@ async def read_uploads(request: Request, settings: ServeSettings, batch: bool) -
         if len(upload.data) > settings.max_bytes:
             raise _too_large(upload.describe(), len(upload.data), settings.max_bytes)
     return uploads
-
-
-def open_upload(upload: Upload, settings: ServeSettings) -> Image.Image:
-    """Parse an upload's header within the pixel cap and format list, or reject it."""
-    try:
-        image = open_image(upload.data, max_pixels=settings.max_pixels, formats=settings.formats)
-    except (ImageTooLargeError, Image.DecompressionBombError) as error:
-        raise RequestRejected(
-            413, "too_many_pixels", f"{upload.describe()}: {error}. Send a smaller image"
-        ) from error
-    except UnidentifiedImageError as error:
-        raise RequestRejected(
-            400,
-            "not_an_image",
-            f"{upload.describe()} is not an image in an accepted format "
-            f"({', '.join(settings.formats)})",
-        ) from error
-    except Exception as error:  # any parser failure on untrusted bytes is the input's fault
-        raise _corrupt(upload, error) from error
-    return image
-
-
-def _corrupt(upload: Upload, error: Exception) -> RequestRejected:
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return RequestRejected(
-        400,
-        "corrupt_image",
-        f"{upload.describe()} could not be decoded ({detail}); "
-        f"the file may be truncated or corrupt",
-    )
-
-
-def decode_to_array(image: Image.Image, upload: Upload, preprocessing: Preprocessing) -> np.ndarray:
-    """Decode an opened image into the model's HxWx3 uint8 input, or reject it (400)."""
-    try:
-        return preprocessing.image_to_array(decode_rgb(image))
-    except Exception as error:  # truncated data, bad EXIF, broken frames ... all 400
-        raise _corrupt(upload, error) from error
-
-
-def needs_thread(images: list[Image.Image]) -> bool:
-    """Return True when decoding these images is too slow for the event loop."""
-    return sum(image.width * image.height for image in images) > INLINE_DECODE_PIXELS

@@ -2,7 +2,8 @@
 
 BentoML's own logs are plain text, so the service writes its events through a separate
 logger that does not propagate to them. A plain StreamHandler is used on purpose:
-rotating file handlers break when BentoML forks workers.
+rotating file handlers break when BentoML forks workers. The JSON rendering is
+python-json-logger's (a BentoML dependency, pinned in requirements.txt).
 """
 
 from __future__ import annotations
@@ -13,26 +14,41 @@ import logging
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from pythonjsonlogger.core import LogData
+from pythonjsonlogger.json import JsonFormatter as LibraryJsonFormatter
 
 LOGGER_NAME = "aidetector.events"
 
 
-class JsonFormatter(logging.Formatter):
-    """Render a record as one JSON line: timestamp, level, event and the record's fields."""
+class JsonFormatter(LibraryJsonFormatter):
+    """One compact JSON line per record: timestamp, level, event, then the event's fields.
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Return the JSON line for record."""
-        payload: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname.lower(),
-            "event": record.getMessage(),
+    The fields travel as one `fields` extra rather than as extras of their own because
+    names such as `message` may not be set on a LogRecord.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(message)s",
+            rename_fields={"levelname": "level", "message": "event"},
+            timestamp=True,
+            json_serializer=functools.partial(json.dumps, separators=(",", ":")),
+        )
+
+    def process_log_record(self, log_data: LogData) -> LogData:
+        """Put timestamp, level and event first and the event's fields at the top level."""
+        stamp: datetime = log_data.pop("timestamp")
+        fields = log_data.pop("fields", None) or {}
+        return {
+            "timestamp": stamp.isoformat(timespec="milliseconds"),
+            "level": str(log_data.pop("level")).lower(),
+            "event": log_data.pop("event"),
+            **log_data,
+            **fields,
         }
-        payload.update(getattr(record, "fields", {}))
-        return json.dumps(payload, default=str, separators=(",", ":"))
 
 
 @functools.cache

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,8 @@ from aidetector.models.artifact import (
 from aidetector.serving.settings import MODEL_TAG_ENV, load_serve_settings
 
 BENTOFILE = Path("bentofile.yaml")
-WHEEL_DIR = Path("build/wheels")
+# What `bentoml build` reads: the package, params.yaml and the bentofile (see bentofile.yaml).
+BUILD_CONTEXT = Path("build/bento")
 CHAMPION = "champion"
 
 
@@ -125,26 +125,38 @@ def _without_none(value: Any) -> Any:
     return value
 
 
-def build_wheel(out_dir: Path = WHEEL_DIR) -> Path:
-    """Build the project's wheel (no dependencies) for the Bento to install."""
+def stage_build_context(out_dir: Path = BUILD_CONTEXT, project: Path = Path(".")) -> Path:
+    """Copy what the Bento holds into out_dir; return out_dir.
+
+    The `aidetector` package goes at the top of the context, beside params.yaml, so the
+    Bento's src/ imports it as it is. Bento v2 has no `python.wheels`: a project wheel would
+    make BentoML fall back to its legacy v1 format, and v2 installs requirements before it
+    copies src/, so a wheel referenced from there could not be installed either.
+    """
     shutil.rmtree(out_dir, ignore_errors=True)
-    # No build isolation: the venv's setuptools builds it, so no download is needed.
-    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps"]
-    subprocess.run([*command, "--no-build-isolation", "-w", str(out_dir), "."], check=True)
-    wheels = sorted(out_dir.glob("*.whl"))
-    if not wheels:
-        raise AidetectorError(f"pip wheel wrote no wheel into {out_dir}")
-    return wheels[-1]
+    out_dir.mkdir(parents=True)
+    shutil.copytree(
+        project / "src" / "aidetector",
+        out_dir / "aidetector",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+    for name in (BENTOFILE.name, "requirements-serve.txt", "params.yaml"):
+        if not (project / name).is_file():
+            raise AidetectorError(
+                f"{project / name} is missing; build the Bento from the project root"
+            )
+        shutil.copy(project / name, out_dir / name)
+    return out_dir
 
 
-def build_bento(model_tag: str, bentofile: Path = BENTOFILE) -> str:
+def build_bento(model_tag: str, project: Path = Path(".")) -> str:
     """Run `bentoml build` with the service pinned to model_tag; return the Bento's tag."""
     import bentoml
 
-    build_wheel()
+    context = stage_build_context(project / BUILD_CONTEXT, project)
     # The service reads its model tag at import; pin it so the Bento embeds exactly this one.
     os.environ[MODEL_TAG_ENV] = model_tag
-    bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=".")
+    bento = bentoml.bentos.build_bentofile(str(context / BENTOFILE.name), build_ctx=str(context))
     return str(bento.tag)
 
 

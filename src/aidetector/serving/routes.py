@@ -25,8 +25,8 @@ from aidetector import CLASS_NAMES
 from aidetector.serving.limits import RequestRejected, read_body, read_uploads
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import service_metrics
-from aidetector.serving.predictor import Predictor
 from aidetector.serving.settings import ServeSettings
+from aidetector.serving.verdicts import Predictor
 
 FEEDBACK_MAX_BYTES = 4096
 IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
@@ -169,7 +169,7 @@ async def index(_: Request) -> Response:
 
 
 # A Router, not a Starlette app: mounted as-is, request.app stays BentoML's own app, which
-# is where the batching dispatcher of the tensor API is found (see batching.py).
+# is where the batching dispatcher of the tensor API is found (see bentoml_internals.py).
 router = Router(
     routes=[
         Route("/", index, methods=["GET"]),

@@ -2,7 +2,7 @@
 
 One service, one model. The batchable `infer_arrays` API does only tensor work; the routes
 in routes.py do everything per request (limits, hashing, cache, logs, metrics) and feed it
-through BentoML's adaptive batcher (batching.py). The model loads in a background thread
+through BentoML's adaptive batcher (bentoml_internals.py). The model loads in a background thread
 so that /livez answers at once while /readyz stays 503 until a warm-up batch has run.
 """
 
@@ -19,9 +19,8 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from starlette.requests import Request
 
 from aidetector.serving.access import AccessMiddleware
-from aidetector.serving.batching import find_batch_runner
+from aidetector.serving.bentoml_internals import find_batch_runner
 from aidetector.serving.cache import PredictionCache
-from aidetector.serving.engine import InferenceEngine, identity_from_labels
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.logging_json import RateLimitedWarner, log_event
 from aidetector.serving.metrics import (
@@ -29,10 +28,11 @@ from aidetector.serving.metrics import (
     service_metrics,
     start_resource_sampler,
 )
-from aidetector.serving.predictor import Predictor
+from aidetector.serving.model_runtime import InferenceEngine, identity_from_labels
 from aidetector.serving.routes import NotReadyError, router
 from aidetector.serving.sentry import init_sentry
 from aidetector.serving.settings import Secrets, load_serve_settings
+from aidetector.serving.verdicts import Predictor
 
 # Read at import: BentoML needs batching and traffic settings when it decorates the class.
 SETTINGS = load_serve_settings()
@@ -155,6 +155,10 @@ class AIDetector:
         engine = self.engine
         if engine is None:
             raise ServiceUnavailable("the model is loading")
+        # Checked by hand, not with bentoml.validators (Shape, DType on an Annotated type):
+        # those convert JSON input rather than check arrays, are fixed when the class is
+        # decorated while the side comes from the model loaded later, and the routes reach
+        # this method through the in-process batcher, which skips input validation.
         size = engine.image_size
         if images.dtype != np.uint8 or images.shape[1:] != (size, size, 3):
             raise InvalidArgument(

@@ -1,4 +1,4 @@
-"""InferenceEngine on the CPU: calibrated P(FAKE) and domain score, and the domain check."""
+"""The loaded model (serving/model_runtime.py): outputs, warm-up and the domain check."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aidetector.models.artifact import load_model_dir, save_model_dir
-from aidetector.serving.engine import InferenceEngine
+from aidetector.serving.model_runtime import InferenceEngine
 
 from .conftest import SPEC, ServingEnv, offline_outputs
 from .images import TRAINING_SIZE, black_png, unique_jpeg

@@ -1,4 +1,4 @@
-"""The inference engine: the champion's network on its device, in FP16 on CUDA, FP32 on CPU.
+"""The loaded model at serving time: the network on its device, FP16 on CUDA, FP32 on CPU.
 
 It also judges whether an input lies in the model's training domain, from the domain score
 the forward pass returns and the native size of the upload.

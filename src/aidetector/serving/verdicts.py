@@ -1,4 +1,4 @@
-"""Per-request prediction work: hash, cache, validate, decode, batch, judge, log, count.
+"""Verdicts for uploads: hash, cache, decode, batch, judge, log, count (one request's work).
 
 Everything here runs once per image outside the batchable API, which only sees tensors.
 The verdict is REAL or FAKE, or UNCERTAIN when the image lies outside the model's training
@@ -15,17 +15,17 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
-from PIL import Image
 
 from aidetector import CLASS_NAMES
 from aidetector.models.domain import DomainCheck
 from aidetector.preprocessing import Preprocessing
 from aidetector.serving.cache import CachedPrediction, PredictionCache
-from aidetector.serving.engine import ModelIdentity
+from aidetector.serving.decoding import decode_uploads
 from aidetector.serving.feedback import FeedbackTracker
-from aidetector.serving.limits import Upload, decode_to_array, needs_thread, open_upload
+from aidetector.serving.limits import Upload
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import ServiceMetrics
+from aidetector.serving.model_runtime import ModelIdentity
 from aidetector.serving.settings import ServeSettings
 
 RunBatch = Callable[[np.ndarray], Awaitable[np.ndarray]]
@@ -94,32 +94,6 @@ class Predictor:
         # Bound on the first request, once BentoML's batcher exists (see service.py).
         self.run_batch = run_batch
 
-    def _decode_opened(
-        self, opened: list[Image.Image], uploads: list[Upload], indexes: list[int]
-    ) -> np.ndarray:
-        return np.stack(
-            [
-                decode_to_array(image, uploads[i], self.preprocessing)
-                for image, i in zip(opened, indexes, strict=True)
-            ]
-        )
-
-    async def _decode_misses(
-        self, uploads: list[Upload], indexes: list[int]
-    ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        """Return the model inputs and the native (width, height) of the given uploads."""
-        # Every header is checked before any image is decoded, so a batch holding one bomb
-        # is refused without decoding the others.
-        opened = [open_upload(uploads[i], self.settings) for i in indexes]
-        # The native size comes from the header, before the resize to the model's input
-        # hides it; the domain check compares it with the sizes seen in training.
-        sizes = [(image.width, image.height) for image in opened]
-        if needs_thread(opened):
-            arrays = await anyio.to_thread.run_sync(self._decode_opened, opened, uploads, indexes)
-        else:
-            arrays = self._decode_opened(opened, uploads, indexes)
-        return arrays, sizes
-
     async def predict(self, uploads: list[Upload], started: float) -> list[dict[str, Any]]:
         """Return one verdict per upload, in order; bad input raises RequestRejected."""
         if sum(len(u.data) for u in uploads) > INLINE_HASH_BYTES:
@@ -131,12 +105,14 @@ class Predictor:
         cached = [p is not None for p in predictions]
         misses = [i for i, p in enumerate(predictions) if p is None]
         if misses:
-            arrays, sizes = await self._decode_misses(uploads, misses)
+            decoded = await decode_uploads(
+                [uploads[i] for i in misses], self.settings, self.preprocessing
+            )
             assert self.run_batch is not None, "predictor used before it was bound"
-            computed = await self.run_batch(arrays)  # (N, 2): P(FAKE), domain score
+            computed = await self.run_batch(decoded.arrays)  # (N, 2): P(FAKE), domain score
             fresh: dict[str, CachedPrediction] = {}
             for i, (prob_fake, domain_score), (width, height) in zip(
-                misses, computed.tolist(), sizes, strict=True
+                misses, computed.tolist(), decoded.sizes, strict=True
             ):
                 predictions[i] = fresh[ids[i]] = CachedPrediction(
                     prob_fake, domain_score, width, height

@@ -1,0 +1,49 @@
+"""The contract of serving/bentoml_internals.py, the one module that uses BentoML's private API.
+
+On any BentoML but the supported one the first test fails with one line that says what to
+re-check; the rest check that each internal it relies on still behaves as measured. The
+live path (a real `bentoml serve` batching /predict) is covered by test_service.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from aidetector.serving.bentoml_internals import (
+    SUPPORTED_BENTOML,
+    bound_cork_wait,
+    container_user_and_home,
+    new_cork_optimizer,
+    unsupported_reason,
+)
+
+
+def test_the_installed_bentoml_is_the_supported_one() -> None:
+    reason = unsupported_reason()
+    if reason is not None:
+        pytest.fail(reason, pytrace=False)
+
+
+def test_the_supported_version_is_the_pinned_one() -> None:
+    from .conftest import PROJECT_ROOT
+
+    for name in ("requirements.txt", "requirements-serve.txt"):
+        pins = (PROJECT_ROOT / name).read_text().split()
+        assert f"bentoml=={SUPPORTED_BENTOML}" in pins, f"{name} pins another bentoml"
+
+
+def test_a_burst_cannot_teach_the_batcher_to_wait_for_seconds() -> None:
+    free, bounded = new_cork_optimizer(10.0), new_cork_optimizer(10.0)
+    bound_cork_wait(bounded, 0.005)
+    for optimizer in (free, bounded):
+        for _ in range(20):  # batches that queued 2 s behind a running batch
+            optimizer.log_outbound(n=32, wait=2.0, duration=0.03)
+        optimizer.trigger_refresh()
+    assert free.wait > 1.0  # BentoML alone: lone requests would be corked for seconds
+    assert bounded.wait == 0.005
+    assert bounded.o_a > 0  # the rest of the adaptive model is still learned
+
+
+def test_the_container_user_is_bentomls_unprivileged_one() -> None:
+    uid, home = container_user_and_home()
+    assert uid > 0 and home.startswith("/")
