@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import psutil
 from prometheus_client import Counter, Gauge, Histogram
 
+from aidetector.classes import FAKE, REAL
+
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -50,7 +52,7 @@ class ServiceMetrics:
 
 # Label values known up front get a zero sample at start: a series that appears only on its
 # first increment hides that increment from rate() and leaves dashboards blank.
-PREDICTION_LABELS = ("REAL", "FAKE")
+PREDICTION_LABELS = (REAL, FAKE)
 # Why a verdict was UNCERTAIN: the native size, or the domain score (models/domain.py).
 OUT_OF_DOMAIN_KINDS = ("size", "features")
 CACHE_OPERATIONS = ("get", "set", "get_skipped", "set_skipped")

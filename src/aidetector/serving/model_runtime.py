@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from aidetector.classes import ClassOrder
 from aidetector.inference import run_batch
 from aidetector.models.artifact import LoadedModel, load_model_dir
 from aidetector.models.domain import IN_DOMAIN, DomainCheck
@@ -27,6 +28,8 @@ class ModelIdentity:
     version: str
     readable_name: str
     precision: str
+    # The label order of the model directory's config.yaml, which the verdicts go through.
+    class_order: ClassOrder
     registered_accuracy: float | None = None
 
     def as_response(self) -> dict[str, str]:
@@ -116,7 +119,11 @@ class InferenceEngine:
 
 
 def identity_from_labels(
-    labels: dict[str, str], metadata: dict[str, Any], fallback_name: str, precision: str
+    labels: dict[str, str],
+    metadata: dict[str, Any],
+    fallback_name: str,
+    precision: str,
+    class_order: ClassOrder,
 ) -> ModelIdentity:
     """Build the identity from the BentoML model's labels and metadata (see package.py)."""
     metrics = metadata.get("metrics") or {}
@@ -126,5 +133,6 @@ def identity_from_labels(
         version=labels.get("registry_version", "unknown"),
         readable_name=labels.get("readable_name", ""),
         precision=precision,
+        class_order=class_order,
         registered_accuracy=float(accuracy) if accuracy is not None else None,
     )

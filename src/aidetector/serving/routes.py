@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
-from aidetector import CLASS_NAMES
 from aidetector.serving.limits import RequestRejected, read_body, read_uploads
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import service_metrics
@@ -99,7 +98,7 @@ async def predict_batch(request: Request) -> Response:
     return await _answer(request, "predict_batch", batch=True)
 
 
-def _parse_feedback(body: bytes) -> tuple[str, str]:
+def _parse_feedback(body: bytes, class_names: tuple[str, ...]) -> tuple[str, str]:
     try:
         payload = json.loads(body)
     except ValueError as error:
@@ -113,9 +112,9 @@ def _parse_feedback(body: bytes) -> tuple[str, str]:
             "bad_feedback",
             f"image_id must be the 64-hex sha256 from /predict, got {image_id!r}",
         )
-    if not isinstance(label, str) or label.upper() not in CLASS_NAMES:
+    if not isinstance(label, str) or label.upper() not in class_names:
         raise RequestRejected(
-            400, "bad_feedback", f"label must be one of {', '.join(CLASS_NAMES)}, got {label!r}"
+            400, "bad_feedback", f"label must be one of {', '.join(class_names)}, got {label!r}"
         )
     return image_id, label.upper()
 
@@ -126,7 +125,8 @@ async def feedback(request: Request) -> Response:
     service: DetectorService = bentoml.get_current_service()
     try:
         predictor = service.predictor(request)
-        image_id, label = _parse_feedback(await read_body(request, FEEDBACK_MAX_BYTES))
+        body = await read_body(request, FEEDBACK_MAX_BYTES)
+        image_id, label = _parse_feedback(body, predictor.identity.class_order.names)
         predicted = await predictor.known_verdict(image_id)
         if predicted is None:
             raise RequestRejected(

@@ -87,6 +87,7 @@ class AIDetector:
                 dict(stored.info.metadata),
                 stored.tag.name,
                 engine.precision,
+                engine.loaded.class_order,
             )
             engine.warm_up(SETTINGS.max_batch_size)
             start_resource_sampler(self.metrics, gpu=engine.device.startswith("cuda"))

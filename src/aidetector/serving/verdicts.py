@@ -16,7 +16,6 @@ from typing import Any
 import anyio.to_thread
 import numpy as np
 
-from aidetector import CLASS_NAMES
 from aidetector.models.domain import DomainCheck
 from aidetector.preprocessing import Preprocessing
 from aidetector.serving.cache import CachedPrediction, PredictionCache
@@ -31,7 +30,6 @@ from aidetector.serving.settings import ServeSettings
 RunBatch = Callable[[np.ndarray], Awaitable[np.ndarray]]
 # (domain score, native width, native height) -> in domain or not, and why.
 CheckDomain = Callable[[float, int | None, int | None], DomainCheck]
-REAL, FAKE = CLASS_NAMES
 UNCERTAIN = "UNCERTAIN"
 # Hash big uploads off the event loop (hashlib releases the GIL for large buffers).
 INLINE_HASH_BYTES = 1 << 20
@@ -49,7 +47,7 @@ def prediction_body(
     """Return the JSON body of one prediction."""
     prob_fake = float(prediction.prob_fake)
     prob_real = 1.0 - prob_fake
-    label = FAKE if prob_fake >= threshold else REAL
+    label = identity.class_order.label(prob_fake, threshold)
     return {
         "label": label,
         "verdict": label if check.in_domain else UNCERTAIN,
@@ -159,4 +157,4 @@ class Predictor:
         (cached,) = await self.cache.get_many(self.identity.version, [image_id], count=False)
         if cached is None:
             return None
-        return FAKE if cached.prob_fake >= self.settings.threshold else REAL
+        return self.identity.class_order.label(cached.prob_fake, self.settings.threshold)
