@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import types
+from collections.abc import Callable
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -103,15 +104,24 @@ def _problem(errors: list[ErrorDetails], siblings: list[str], key: str) -> str:
 
 
 def describe_validation_error(
-    error: ValidationError, model: type[BaseModel], prefix: Loc = ()
+    error: ValidationError,
+    model: type[BaseModel],
+    prefix: Loc = (),
+    derived: Callable[[Loc], bool] = lambda _: False,
 ) -> tuple[Loc, str]:
-    """Return the first invalid key's location and one line: `key: what is wrong, got VALUE`."""
-    details = error.errors()
-    loc, siblings = config_path(model, details[0]["loc"])
-    same = [d for d in details if config_path(model, d["loc"])[0] == loc]
+    """Return the first invalid key's location and one line: `key: what is wrong, got VALUE`.
+
+    Keys for which derived(loc) is true copy another key's value: they come last, so the
+    line names the key that was actually written wrong.
+    """
+    located = [(config_path(model, d["loc"]), d) for d in error.errors()]
+    locs = list({loc: None for (loc, _), _ in located})
+    loc = sorted(locs, key=derived)[0]  # stable: otherwise the first in field order
+    same = [d for (at, _), d in located if at == loc]
+    siblings = next(names for (at, names), _ in located if at == loc)
     key = str(loc[-1]) if loc else ""
     line = f"{dotted((*prefix, *loc))}: {_problem(same, siblings, key)}"
-    others = len({config_path(model, d["loc"])[0] for d in details}) - 1
+    others = len(locs) - 1
     if others:
         line += f" (and {others} more problem{'s' if others > 1 else ''})"
     return loc, line
