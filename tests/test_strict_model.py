@@ -45,7 +45,7 @@ def test_a_union_lists_every_accepted_type_once() -> None:
 
 def test_mapping_keys_are_part_of_the_name_and_other_problems_are_counted() -> None:
     line = first_line({"devices": 1, "inner": {"mean": 1.0}, "models": {"vit": {"mean": "x"}}})
-    assert line == "inner.image_size: required key is missing (and 2 more problems)"
+    assert line == "models.vit.mean: expected a valid number, got 'x' (and 2 more problems)"
 
 
 def test_derived_keys_are_reported_after_the_ones_they_copy() -> None:
@@ -61,3 +61,13 @@ def test_models_are_frozen() -> None:
     model = Inner(image_size=32, mean=0.5)
     with pytest.raises(ValidationError):
         model.image_size = 64  # type: ignore[misc]
+
+
+def test_a_misspelt_key_is_reported_as_unknown_before_the_missing_one() -> None:
+    line = first_line({"devices": 1, "inner": {"imgae_size": 32, "mean": 1.0}})
+    assert line == "inner.imgae_size: unknown key (did you mean image_size?) (and 1 more problem)"
+
+
+def test_a_missing_key_is_named_when_it_is_the_only_problem() -> None:
+    line = first_line({"devices": 1, "inner": {"mean": 1.0}})
+    assert line == "inner.image_size: required key is missing"

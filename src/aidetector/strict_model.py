@@ -112,11 +112,14 @@ def describe_validation_error(
     """Return the first invalid key's location and one line: `key: what is wrong, got VALUE`.
 
     Keys for which derived(loc) is true copy another key's value: they come last, so the
-    line names the key that was actually written wrong.
+    line names the key that was actually written wrong. Missing keys come after the rest: a
+    misspelt key is both unknown and missing, and "unknown key (did you mean ...)" says more.
     """
     located = [(config_path(model, d["loc"]), d) for d in error.errors()]
+    missing = {loc for (loc, _), d in located if d["type"] == "missing"}
     locs = list({loc: None for (loc, _), _ in located})
-    loc = sorted(locs, key=derived)[0]  # stable: otherwise the first in field order
+    # Stable: otherwise the first in field order.
+    loc = sorted(locs, key=lambda at: (derived(at), at in missing))[0]
     same = [d for (at, _), d in located if at == loc]
     siblings = next(names for (at, names), _ in located if at == loc)
     key = str(loc[-1]) if loc else ""
