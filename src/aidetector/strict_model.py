@@ -84,11 +84,16 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _closest(key: str, known: list[str]) -> str | None:
+    matches = difflib.get_close_matches(key, known, n=1)
+    return matches[0] if matches else None
+
+
 def _problem(errors: list[ErrorDetails], siblings: list[str], key: str) -> str:
     kind = errors[0]["type"]
     if kind == "extra_forbidden":
-        close = difflib.get_close_matches(key, siblings, n=1)
-        return "unknown key" + (f" (did you mean {close[0]}?)" if close else "")
+        close = _closest(key, siblings)
+        return "unknown key" + (f" (did you mean {close}?)" if close else "")
     if kind == "missing":
         return "required key is missing"
     expected: list[str] = []
@@ -124,7 +129,9 @@ def describe_validation_error(
     siblings = next(names for (at, names), _ in located if at == loc)
     key = str(loc[-1]) if loc else ""
     line = f"{dotted((*prefix, *loc))}: {_problem(same, siblings, key)}"
-    others = len(locs) - 1
-    if others:
-        line += f" (and {others} more problem{'s' if others > 1 else ''})"
+    rest = set(locs) - {loc}
+    if same[0]["type"] == "extra_forbidden" and (close := _closest(key, siblings)):
+        rest.discard((*loc[:-1], close))  # the same typo, already named by the suggestion
+    if rest:
+        line += f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})"
     return loc, line
