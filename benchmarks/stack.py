@@ -17,7 +17,7 @@ import redis
 import requests
 from omegaconf import OmegaConf
 
-from aidetector.config import compose_config
+from aidetector.config import compose_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = Path(sys.executable).parent / "bentoml"
@@ -30,7 +30,7 @@ class Stack:
         self.work = work
         self.params = work / "params.yaml"
         os.chdir(ROOT)
-        self.params.write_text(OmegaConf.to_yaml(compose_config(["serve.gpus=0"])))
+        self.params.write_text(OmegaConf.to_yaml(compose_params(["serve.gpus=0"])))
         self.store = work / "store"
         self.redis_port = free_port()
         self.redis = subprocess.Popen(

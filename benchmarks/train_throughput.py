@@ -22,13 +22,13 @@ from torch import nn
 
 from aidetector.classes import ClassOrder
 from aidetector.config import compose_config
+from aidetector.config_schema import RunConfig
 from aidetector.data.demo import generate_demo_dataset
 from aidetector.data.ingest import ingest_image_folder
 from aidetector.data.prepared import write_prepared
 from aidetector.data.splits import SplitRatios
 from aidetector.training.datamodule import DetectorDataModule
 from aidetector.training.module import DetectorModule
-from aidetector.training.train import preprocessing_from_config
 
 RESULTS = Path(__file__).parent / "results" / "train_throughput.json"
 
@@ -56,19 +56,19 @@ class StepTimer(pl.Callback):
             self.elapsed = time.perf_counter() - self.start
 
 
-def build_module(cfg, model_name: str) -> DetectorModule:
+def build_module(cfg: RunConfig, model_name: str) -> DetectorModule:
     torch.manual_seed(0)
-    return instantiate(cfg.module, _partial_=True)(
-        net=instantiate(cfg.model[model_name]),
-        preprocessing=preprocessing_from_config(cfg.data),
+    return instantiate(cfg.module.instantiate_args(), _partial_=True)(
+        net=instantiate(cfg.model_spec(model_name).instantiate_args()),
+        preprocessing=cfg.data.preprocessing(),
         class_order=ClassOrder.from_names(cfg.data.classes),
-        optimizer=instantiate(cfg.optimizer),
+        optimizer=instantiate(cfg.optimizer.instantiate_args()),
         scheduler=None,
     )
 
 
 def lightning_loop(
-    cfg, model_name: str, datamodule: DetectorDataModule, steps: int, warmup: int
+    cfg: RunConfig, model_name: str, datamodule: DetectorDataModule, steps: int, warmup: int
 ) -> dict[str, float]:
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
@@ -92,7 +92,7 @@ def lightning_loop(
 
 
 def plain_loop(
-    cfg, model_name: str, datamodule: DetectorDataModule, steps: int, warmup: int
+    cfg: RunConfig, model_name: str, datamodule: DetectorDataModule, steps: int, warmup: int
 ) -> dict[str, float]:
     module = build_module(cfg, model_name)
     network, preprocessing = module.net, module.preprocessing
@@ -144,7 +144,9 @@ def main() -> None:
             write_prepared(
                 ingest_image_folder(raw, 32, SplitRatios(0.9, 0.05, 0.05), seed=0), prepared
             )
-        datamodule = instantiate(cfg.datamodule, prepared_dir=prepared, batch_size=args.batch_size)
+        datamodule = instantiate(
+            cfg.datamodule.instantiate_args(), prepared_dir=prepared, batch_size=args.batch_size
+        )
         datamodule.setup("fit")
         needed = (args.steps + args.warmup) * args.batch_size
         if len(datamodule.splits["train"]) < needed:
@@ -157,7 +159,7 @@ def main() -> None:
         "model": args.model,
         "batch_size": args.batch_size,
         "steps": args.steps,
-        "image_size": int(cfg.data.image_size),
+        "image_size": cfg.data.image_size,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__,

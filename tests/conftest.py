@@ -6,11 +6,13 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
-from omegaconf import DictConfig
+from pydantic import BaseModel
 
 from aidetector.config import compose_config
+from aidetector.config_schema import RunConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CIFAKE_TRAIN = PROJECT_ROOT.parent / "shared" / "data" / "cifake" / "train"
@@ -37,7 +39,7 @@ def in_project_root() -> Iterator[Path]:
         os.chdir(previous)
 
 
-def tiny_config(tmp_path: Path, *overrides: str) -> DictConfig:
+def tiny_config(tmp_path: Path, *overrides: str) -> RunConfig:
     """Compose the real config, then point every output under tmp_path and shrink the run."""
     previous = Path.cwd()
     os.chdir(PROJECT_ROOT)
@@ -64,6 +66,20 @@ def tiny_config(tmp_path: Path, *overrides: str) -> DictConfig:
     finally:
         os.chdir(previous)
     return cfg
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def with_value(config: Model, key: str, value: Any) -> Model:
+    """Return a copy of a frozen config with one dotted key replaced, validated again."""
+    data = config.model_dump(by_alias=True, exclude_unset=True)
+    *parents, last = key.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return type(config).model_validate(data)
 
 
 @pytest.fixture(autouse=True)

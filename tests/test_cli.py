@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,39 @@ def test_a_bad_suite_variant_is_one_line(tmp_path: Path) -> None:
         "evaluate.suite.variants=[{name: x, kind: blur}]",
     )
     assert_one_line_error(result)
+
+
+def test_a_mistyped_override_is_one_line_naming_the_key() -> None:
+    result = run_cli("train", "trainer.max_epochs=ten")
+    assert_one_line_error(
+        result,
+        "override 'trainer.max_epochs=ten': trainer.max_epochs: expected a valid integer",
+        "got 'ten'",
+    )
+
+
+def test_an_unknown_key_in_conf_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    shutil.copytree(PROJECT_ROOT / "conf", tmp_path / "conf")
+    demo = tmp_path / "conf" / "data" / "demo.yaml"
+    demo.write_text(demo.read_text() + "imgae_size: 32\n")
+    result = run_cli("params", cwd=tmp_path)
+    assert_one_line_error(
+        result, "conf/data/demo.yaml: data.imgae_size: unknown key (did you mean image_size?)"
+    )
+    assert not (tmp_path / "params.yaml").exists()
+
+
+def test_a_mistyped_params_yaml_is_one_line_naming_it(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    committed = (PROJECT_ROOT / "params.yaml").read_text()
+    params.write_text(committed.replace("max_epochs: 8", "max_epochs: ten"))
+    result = run_cli("--params", str(params), "train")
+    assert_one_line_error(
+        result, f"{params}: trainer.max_epochs: expected a valid integer, got 'ten'"
+    )
+
+
+def test_params_writes_what_dvc_composes(tmp_path: Path) -> None:
+    output = tmp_path / "params.yaml"
+    assert run_cli("params", "--output", str(output)).returncode == 0
+    assert output.read_text() == (PROJECT_ROOT / "params.yaml").read_text()

@@ -14,40 +14,40 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from aidetector.config import compose_config, load_config
+from aidetector.config import compose_params, load_config
+from aidetector.config_schema import RunConfig
 from aidetector.errors import AidetectorError
 from aidetector.registry.commands import REGISTRY_COMMANDS, add_registry_arguments
 
 log = logging.getLogger("aidetector")
 
 
-def cmd_demo_data(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_demo_data(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Generate the synthetic demo dataset."""
     from aidetector.data.demo import generate_demo_dataset
 
-    root = Path(cfg.demo.root)
-    generate_demo_dataset(
-        root, int(cfg.demo.n_per_class), int(cfg.demo.image_size), int(cfg.demo.seed)
-    )
-    print(f"wrote {2 * int(cfg.demo.n_per_class)} demo images to {root}")
+    demo = cfg.demo
+    generate_demo_dataset(demo.root, demo.n_per_class, demo.image_size, demo.seed)
+    print(f"wrote {2 * demo.n_per_class} demo images to {demo.root}")
 
 
-def cmd_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_prepare(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Validate, deduplicate and split the image folder; write the decoded cache."""
     from aidetector.data.ingest import ingest_image_folder
     from aidetector.data.prepared import write_prepared
     from aidetector.data.splits import SplitRatios
 
     dataset = ingest_image_folder(
-        Path(cfg.data.root),
-        image_size=int(cfg.data.image_size),
-        ratios=SplitRatios(**cfg.data.split),
-        seed=int(cfg.data.seed),
-        classes=tuple(cfg.data.classes),
+        cfg.data.root,
+        image_size=cfg.data.image_size,
+        ratios=SplitRatios(**cfg.data.split.model_dump()),
+        seed=cfg.data.seed,
+        classes=cfg.data.classes,
+        max_file_bytes=cfg.data.max_file_bytes,
     )
-    out_dir = Path(cfg.paths.prepared)
+    out_dir = cfg.paths.prepared
     write_prepared(dataset, out_dir)
     report = json.loads((out_dir / "report.json").read_text())
     print(
@@ -67,12 +67,12 @@ def cmd_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
     )
 
 
-def cmd_prepare_set(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_prepare_set(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Ingest the evaluation suite's extra sets (all, or --name) into paths.suite/<name>."""
     from aidetector.data.evalset import ingest_eval_folder, write_eval_set
     from aidetector.data.prepared import read_split_meta
 
-    sets = dict(cfg.evaluate.suite.sets or {})
+    sets = cfg.evaluate.suite.sets
     names = [args.name] if args.name else sorted(sets)
     for name in names:
         if name not in sets:
@@ -81,18 +81,19 @@ def cmd_prepare_set(cfg: DictConfig, args: argparse.Namespace) -> None:
                 f"suite set '{name}' is not configured (configured: {known}); add it with "
                 f"+evaluate.suite.sets.{name}.root=PATH"
             )
-    prepared = Path(cfg.paths.prepared)
+    prepared = cfg.paths.prepared
     # Images the models were trained or tuned on; an eval set that holds them is reported.
     seen = {h for split in ("train", "val") for h in read_split_meta(prepared, split).hashes}
     for name in names:
         eval_set = ingest_eval_folder(
             name,
-            Path(sets[name].root),
-            image_size=int(cfg.data.image_size),
-            classes=tuple(cfg.data.classes),
+            sets[name].root,
+            image_size=cfg.data.image_size,
+            classes=cfg.data.classes,
             training_hashes=seen,
+            max_file_bytes=cfg.data.max_file_bytes,
         )
-        out_dir = Path(cfg.paths.suite) / name
+        out_dir = cfg.paths.suite / name
         write_eval_set(eval_set, out_dir)
         report = eval_set.report
         print(
@@ -101,13 +102,13 @@ def cmd_prepare_set(cfg: DictConfig, args: argparse.Namespace) -> None:
         )
 
 
-def _selected_models(cfg: DictConfig, args: argparse.Namespace) -> list[str]:
+def _selected_models(cfg: RunConfig, args: argparse.Namespace) -> list[str]:
     if args.model:
         return [args.model]
-    return list(cfg.model.keys())
+    return list(cfg.model)
 
 
-def cmd_train(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_train(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Train each selected model and export it to models/<name>."""
     from aidetector.training.outputs import write_training_outputs
     from aidetector.training.train import train
@@ -119,34 +120,34 @@ def cmd_train(cfg: DictConfig, args: argparse.Namespace) -> None:
             print(f"{name}: {json.dumps(result.metrics, sort_keys=True)} -> {model_dir}")
 
 
-def cmd_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_evaluate(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Evaluate each trained model on the evaluation suite (FP32 and FP16, calibration)."""
     from aidetector.evaluation.evaluate import evaluate_from_config, write_evaluation_outputs
-    from aidetector.training.train import model_spec
 
     for name in _selected_models(cfg, args):
-        model_spec(cfg, name)
+        cfg.model_spec(name)  # an unknown --model fails before anything loads
         result = evaluate_from_config(cfg, name)
         out_dir = write_evaluation_outputs(result, cfg, name)
         print(f"{name}: {json.dumps(result.metrics, sort_keys=True)} -> {out_dir}")
 
 
-def cmd_params(cfg: DictConfig, args: argparse.Namespace) -> None:
-    """Write the composed config to params.yaml, exactly as `dvc exp run -S` would."""
-    Path(args.output).write_text(OmegaConf.to_yaml(cfg))
-    print(f"wrote {args.output}")
+def write_params(overrides: list[str], output: Path) -> None:
+    """Write the composed, validated config to params.yaml, exactly as `dvc exp run -S` would."""
+    # The composed YAML itself, not the typed model: same keys, order and values as DVC's.
+    output.write_text(OmegaConf.to_yaml(compose_params(overrides)))
+    print(f"wrote {output}")
 
 
-Command = Callable[[DictConfig, argparse.Namespace], None]
+Command = Callable[[RunConfig, argparse.Namespace], None]
 COMMANDS: dict[str, tuple[Command, str]] = {
     "demo-data": (cmd_demo_data, "generate the synthetic demo dataset"),
     "prepare": (cmd_prepare, "validate, deduplicate, split and cache an image folder"),
     "train": (cmd_train, "train the configured models (Lightning, tracked in MLflow)"),
     "prepare-set": (cmd_prepare_set, "prepare the evaluation suite's extra image folders"),
     "evaluate": (cmd_evaluate, "evaluate trained models on the evaluation suite"),
-    "params": (cmd_params, "compose conf/ with overrides into params.yaml"),
     **REGISTRY_COMMANDS,
 }
+PARAMS_HELP = "compose conf/ with overrides into params.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="show debug logs and tracebacks"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, help_text) in COMMANDS.items():
+    helps = {name: help_text for name, (_, help_text) in COMMANDS.items()}
+    for name, help_text in {**helps, "params": PARAMS_HELP}.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=vit_tiny")
         if name in ("train", "evaluate"):
@@ -193,14 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    command, _ = COMMANDS[args.command]
     try:
         overrides = list(args.overrides)
         if args.command == "params":
-            cfg = compose_config(overrides)
+            write_params(overrides, Path(args.output))
         else:
-            cfg = load_config(overrides, Path(args.params))
-        command(cfg, args)
+            command, _ = COMMANDS[args.command]
+            command(load_config(overrides, Path(args.params)), args)
     except (AidetectorError, InstantiationException) as error:
         user_error = _user_error(error)
         if args.verbose or user_error is None:

@@ -11,21 +11,22 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from omegaconf import DictConfig
+
+from aidetector.config_schema import MlflowConfig
 
 SQLITE_PREFIX = "sqlite:///"
 
 
-def tracking_uri(cfg: DictConfig) -> str:
+def tracking_uri(mlflow: MlflowConfig) -> str:
     """Return MLFLOW_TRACKING_URI if set, otherwise the configured (SQLite) URI."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or str(cfg.mlflow.tracking_uri)
+    return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.tracking_uri
 
 
-def artifact_location(cfg: DictConfig) -> str | None:
+def artifact_location(mlflow: MlflowConfig) -> str | None:
     """Return a local artifact folder URI for a local store; a server decides its own."""
-    uri = tracking_uri(cfg)
+    uri = tracking_uri(mlflow)
     if uri.startswith(("sqlite:", "file:")) or "://" not in uri:
-        return Path(str(cfg.mlflow.artifact_root)).resolve().as_uri()
+        return mlflow.artifact_root.resolve().as_uri()
     return None
 
 

@@ -28,11 +28,11 @@ import pytest
 import requests
 import torch
 import yaml
-from omegaconf import DictConfig
 from PIL import Image
 from torch import nn
 
 from aidetector.classes import FAKE, REAL, ClassOrder
+from aidetector.config_schema import RunConfig
 from aidetector.data.ingest import ingest_image_folder
 from aidetector.data.prepared import load_split, write_prepared
 from aidetector.data.splits import SplitRatios
@@ -288,7 +288,7 @@ def registry_config(
     *overrides: str,
     prepared: Path | None = None,
     score_cache: Path | None = None,
-) -> DictConfig:
+) -> RunConfig:
     """Return the real config shrunk to ViT-Tiny, with its own registered model and reports.
 
     With prepared, the evaluation suite is that prepared dataset (no extra sets), and suite
@@ -329,7 +329,7 @@ def unique_name() -> str:
 
 
 def install_trained_model(
-    cfg: DictConfig,
+    cfg: RunConfig,
     source: Path,
     metrics: dict[str, float],
     run_id: str | None = None,
@@ -340,7 +340,7 @@ def install_trained_model(
     data_hash, when given, says the model was trained (and evaluated) on other data.
     """
     config = yaml.safe_load((source / "config.yaml").read_text())
-    model_dir = Path(cfg.paths.models) / str(config["name"])
+    model_dir = cfg.paths.models / str(config["name"])
     shutil.rmtree(model_dir, ignore_errors=True)
     shutil.copytree(source, model_dir)
     config["mlflow_run_id"] = run_id
@@ -349,7 +349,7 @@ def install_trained_model(
     (model_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     summary = {"model": config["name"], "mlflow_run_id": run_id}
     (model_dir / "train_summary.json").write_text(json.dumps(summary))
-    eval_dir = Path(cfg.paths.eval_reports) / str(config["name"])
+    eval_dir = cfg.paths.eval_reports / str(config["name"])
     eval_dir.mkdir(parents=True, exist_ok=True)
     (eval_dir / "metrics.json").write_text(json.dumps(metrics))
     return model_dir

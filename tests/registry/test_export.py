@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import requests
 import torch
-from omegaconf import DictConfig
 from PIL import Image
 
 from aidetector.cli import main
+from aidetector.config_schema import RunConfig
 from aidetector.inference import predict_fp16, predict_prob_fake
 from aidetector.models.artifact import load_model_dir, read_model_config
 from aidetector.registry.export import export_from_uri
@@ -35,7 +35,7 @@ def registered(
     trained_dirs: dict[str, Path],
     separable_prepared: Path,
     shared_score_cache: Path,
-) -> tuple[DictConfig, list[RegisteredVersion]]:
+) -> tuple[RunConfig, list[RegisteredVersion]]:
     """One trained ViT registered as versions 1 (FP32) and 2 (FP16); no alias set.
 
     The ViT is right on the whole evaluation suite, so the policy promotes its FP16 version.
@@ -61,7 +61,7 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
 def test_export_writes_the_champion_and_follows_a_ui_alias_change(
     tmp_path: Path,
     server_env: MlflowServer,
-    registered: tuple[DictConfig, list[RegisteredVersion]],
+    registered: tuple[RunConfig, list[RegisteredVersion]],
     capsys: pytest.CaptureFixture[str],
     in_project_root: Path,
 ) -> None:
@@ -98,7 +98,7 @@ def test_export_writes_the_champion_and_follows_a_ui_alias_change(
 def test_errors_are_one_line_and_name_the_thing(
     tmp_path: Path,
     server_env: MlflowServer,
-    registered: tuple[DictConfig, list[RegisteredVersion]],
+    registered: tuple[RunConfig, list[RegisteredVersion]],
     capsys: pytest.CaptureFixture[str],
     in_project_root: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -122,7 +122,7 @@ def test_errors_are_one_line_and_name_the_thing(
 def test_corrupt_weights_in_the_artifact_store_are_refused(
     tmp_path: Path,
     server_env: MlflowServer,
-    registered: tuple[DictConfig, list[RegisteredVersion]],
+    registered: tuple[RunConfig, list[RegisteredVersion]],
     capsys: pytest.CaptureFixture[str],
     in_project_root: Path,
 ) -> None:
@@ -157,7 +157,7 @@ def image_bytes() -> list[bytes]:
 def test_registry_artifact_gives_the_evaluation_path_probabilities(
     tmp_path: Path,
     server_env: MlflowServer,
-    registered: tuple[DictConfig, list[RegisteredVersion]],
+    registered: tuple[RunConfig, list[RegisteredVersion]],
 ) -> None:
     cfg, versions = registered
     blobs = image_bytes()

@@ -12,14 +12,15 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig, OmegaConf
 
 from aidetector.cli import main
+from aidetector.config_schema import RunConfig
 from aidetector.errors import AidetectorError
 from aidetector.registry.aliases import HISTORY_TAG
 from aidetector.registry.promote import promote_by_policy, promote_version, rollback
 from aidetector.registry.register import register_models
 from aidetector.registry.suite_scores import cache_path
+from conftest import with_value
 
 from .conftest import (
     UNCALIBRATED_TEMPERATURE,
@@ -34,7 +35,7 @@ VARIANT_ROWS = ["test:jpeg_q75", "test:jpeg_q50", "test:half_size", "test:center
 
 
 def register(
-    cfg: DictConfig, source: Path, data_hash: str | None = None, **metrics: float
+    cfg: RunConfig, source: Path, data_hash: str | None = None, **metrics: float
 ) -> list[str]:
     """Install one trained model with these metric tags, register it; return [fp32, fp16]."""
     install_trained_model(cfg, source, eval_metrics(**metrics), data_hash=data_hash)
@@ -45,7 +46,7 @@ def aliases(server: MlflowServer, name: str) -> dict[str, str]:
     return dict(MlflowClient(server.uri).get_registered_model(name).aliases)
 
 
-def read_report(cfg: DictConfig) -> dict[str, Any]:
+def read_report(cfg: RunConfig) -> dict[str, Any]:
     return json.loads(Path(cfg.registry.promote.report).read_text())
 
 
@@ -53,7 +54,7 @@ def entry(report: dict[str, Any], version: str) -> dict[str, Any]:
     return next(c for c in report["candidates"] if c["version"] == version)
 
 
-def cache_files(cfg: DictConfig) -> dict[str, float]:
+def cache_files(cfg: RunConfig) -> dict[str, float]:
     """Return every cached suite score file and its modification time."""
     root = Path(cfg.registry.promote.score_cache)
     return {p.name: p.stat().st_mtime_ns for p in root.glob("*.json")} if root.is_dir() else {}
@@ -66,7 +67,7 @@ def two_candidates(
     trained_dirs: dict[str, Path],
     separable_prepared: Path,
     shared_score_cache: Path,
-) -> DictConfig:
+) -> RunConfig:
     """A registered model with a bad ViT (versions 1-2, chance) and a good one (3-4, 100%).
 
     The metric tags claim the opposite ranking: they must not matter.
@@ -78,7 +79,7 @@ def two_candidates(
 
 
 def test_policy_promotes_the_best_fp16_version(
-    two_candidates: DictConfig, server_env: MlflowServer
+    two_candidates: RunConfig, server_env: MlflowServer
 ) -> None:
     outcome = promote_by_policy(two_candidates)
     assert outcome.decision.champion == "4"
@@ -99,7 +100,7 @@ def test_policy_promotes_the_best_fp16_version(
 
 
 def test_a_gate_rejects_a_better_or_equal_scoring_candidate(
-    two_candidates: DictConfig, server_env: MlflowServer, trained_dirs: dict[str, Path]
+    two_candidates: RunConfig, server_env: MlflowServer, trained_dirs: dict[str, Path]
 ) -> None:
     # Version 6 is right on every image, but at temperature 50 it is never confident: its
     # calibrated ECE is ~0.5, far above max_ece.
@@ -117,7 +118,7 @@ def test_a_gate_rejects_a_better_or_equal_scoring_candidate(
 
 def test_no_candidate_passing_keeps_the_champion(
     tmp_path: Path,
-    two_candidates: DictConfig,
+    two_candidates: RunConfig,
     server_env: MlflowServer,
     separable_prepared: Path,
     capsys: pytest.CaptureFixture[str],
@@ -148,16 +149,16 @@ def test_no_candidate_passing_keeps_the_champion(
     ]
 
 
-def test_auto_false_only_reports(two_candidates: DictConfig, server_env: MlflowServer) -> None:
-    two_candidates.registry.promote.auto = False
-    outcome = promote_by_policy(two_candidates)
+def test_auto_false_only_reports(two_candidates: RunConfig, server_env: MlflowServer) -> None:
+    cfg = with_value(two_candidates, "registry.promote.auto", False)
+    outcome = promote_by_policy(cfg)
     assert outcome.decision.champion == "4" and outcome.applied is False
-    assert aliases(server_env, two_candidates.registry.name) == {}
-    assert read_report(two_candidates)["applied"] is False
+    assert aliases(server_env, cfg.registry.name) == {}
+    assert read_report(cfg)["applied"] is False
 
 
 def test_manual_promotion_and_rollback_keep_a_history(
-    two_candidates: DictConfig, server_env: MlflowServer
+    two_candidates: RunConfig, server_env: MlflowServer
 ) -> None:
     name = two_candidates.registry.name
     promote_by_policy(two_candidates)  # champion 4
@@ -174,7 +175,7 @@ def test_manual_promotion_and_rollback_keep_a_history(
 
 
 def test_manual_promotion_of_a_missing_version_is_refused(
-    two_candidates: DictConfig, capsys: pytest.CaptureFixture[str], in_project_root: Path
+    two_candidates: RunConfig, capsys: pytest.CaptureFixture[str], in_project_root: Path
 ) -> None:
     name = two_candidates.registry.name
     assert main(["promote", "--version", "99", f"registry.name={name}"]) == 2
@@ -234,10 +235,13 @@ def test_the_decision_uses_suite_scores_from_one_run_never_the_versions_own_test
 
 
 def test_scores_are_cached_by_weights_and_suite_hash(
-    tmp_path: Path, two_candidates: DictConfig, server_env: MlflowServer
+    tmp_path: Path, two_candidates: RunConfig, server_env: MlflowServer
 ) -> None:
-    two_candidates.registry.promote.score_cache = str(tmp_path / "own-score-cache")
-    two_candidates.registry.promote.auto = False  # the same question twice, the same answer
+    two_candidates = with_value(
+        two_candidates, "registry.promote.score_cache", tmp_path / "own-score-cache"
+    )
+    # The same question twice, the same answer.
+    two_candidates = with_value(two_candidates, "registry.promote.auto", False)
     promote_version(two_candidates, "2")
     first = promote_by_policy(two_candidates)
     first_hash = read_report(two_candidates)["suite"]["hash"]
@@ -250,13 +254,13 @@ def test_scores_are_cached_by_weights_and_suite_hash(
 
     # Another recipe for one variant, then one variant fewer: each is another suite, whose
     # scores are computed afresh and cached beside the earlier ones.
-    variants = OmegaConf.to_container(two_candidates.evaluate.suite.variants)
-    assert isinstance(variants, list) and variants[0]["name"] == "jpeg_q75"
+    variants = [v.model_dump() for v in two_candidates.evaluate.suite.variants]
+    assert variants[0]["name"] == "jpeg_q75"
     variants[0]["quality"] = 60
     hashes = [first_hash]
     for changed in (variants, variants[:-1]):
         before = cache_files(two_candidates)
-        two_candidates.evaluate.suite.variants = changed
+        two_candidates = with_value(two_candidates, "evaluate.suite.variants", changed)
         outcome = promote_by_policy(two_candidates)
         report = read_report(two_candidates)
         hashes.append(report["suite"]["hash"])

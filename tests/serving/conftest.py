@@ -32,7 +32,7 @@ import torch
 from omegaconf import OmegaConf
 
 from aidetector.classes import FAKE, REAL, ClassOrder
-from aidetector.config import compose_config
+from aidetector.config import compose_params
 from aidetector.inference import collect_features_and_logits, run_batch
 from aidetector.models.artifact import load_model_dir, save_model_dir
 from aidetector.models.domain import DomainProfile, FeatureGaussian, fit_domain_profile
@@ -243,7 +243,7 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
     previous = Path.cwd()
     os.chdir(PROJECT_ROOT)
     try:
-        cfg = compose_config(SERVE_OVERRIDES)
+        cfg = compose_params(SERVE_OVERRIDES)
     finally:
         os.chdir(previous)
     params_path = root / "params.yaml"

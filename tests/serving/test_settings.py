@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aidetector.errors import AidetectorError
-from aidetector.serving.settings import OVERRIDES_ENV, load_serve_settings
+from aidetector.serving.settings import OVERRIDES_ENV, ServeSettings, load_serve_settings
 
 PARAMS = Path(__file__).parents[2] / "params.yaml"
 CONFIGMAP = Path(__file__).parents[2] / "deploy/k8s/base/serve-overrides.yaml"
@@ -54,3 +55,45 @@ def test_missing_overrides_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(OVERRIDES_ENV, "/nonexistent/serve.yaml")
     with pytest.raises(AidetectorError, match="file not found"):
         load_serve_settings(PARAMS)
+
+
+def test_a_mistyped_override_names_the_overrides_file_and_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = tmp_path / "serve.yaml"
+    overrides.write_text("max_batch_size: lots\n")
+    monkeypatch.setenv(OVERRIDES_ENV, str(overrides))
+    with pytest.raises(AidetectorError) as error:
+        load_serve_settings(PARAMS)
+    assert str(error.value) == (
+        f"{overrides}: serve.max_batch_size: expected a valid integer, got 'lots'"
+    )
+
+
+def test_a_mistyped_packaged_setting_names_params_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(OVERRIDES_ENV, raising=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.read_text().replace("access_log: false", "access_log: 'no'"))
+    with pytest.raises(
+        AidetectorError, match=r"params\.yaml: serve\.access_log: expected a valid boolean"
+    ):
+        load_serve_settings(params)
+
+
+def test_floats_take_integers_and_formats_are_upper_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overrides = tmp_path / "serve.yaml"
+    overrides.write_text("threshold: 1\nformats: [jpeg, png]\n")
+    monkeypatch.setenv(OVERRIDES_ENV, str(overrides))
+    settings = load_serve_settings(PARAMS)
+    assert settings.threshold == 1.0 and isinstance(settings.threshold, float)
+    assert settings.formats == ("JPEG", "PNG")
+
+
+def test_too_small_batches_are_refused() -> None:
+    serve = yaml.safe_load(PARAMS.read_text())["serve"]
+    with pytest.raises(AidetectorError, match=r"serve\.max_batch_size: expected greater than"):
+        ServeSettings.from_mapping({**serve, "max_batch_size": 1})

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
 from aidetector.classes import ClassOrder
+from aidetector.config_schema import EvaluateConfig, RunConfig
 from aidetector.evaluation.metrics import classification_metrics, roc_points
 from aidetector.evaluation.plots import (
     confusion_rows,
@@ -50,14 +50,14 @@ class EvaluationResult:
         return np.where(self.prob_fake >= threshold, order.fake_index, order.real_index)
 
 
-def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: DictConfig) -> EvaluationResult:
+def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: EvaluateConfig) -> EvaluationResult:
     """Return the test split's flat metrics and the model's whole suite table."""
     scores = score_model(
         loaded,
         suite,
-        batch_size=int(cfg.batch_size),
-        latency_samples=int(cfg.latency_samples),
-        latency_warmup=int(cfg.latency_warmup),
+        batch_size=cfg.batch_size,
+        latency_samples=cfg.latency_samples,
+        latency_warmup=cfg.latency_warmup,
     )
     labels, prob_fake = scores.test_labels, scores.test_prob_fake
     order = ClassOrder.from_names(suite.classes)
@@ -81,9 +81,9 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: DictConfig) -> Evalua
     )
 
 
-def evaluate_from_config(cfg: DictConfig, model_name: str) -> EvaluationResult:
+def evaluate_from_config(cfg: RunConfig, model_name: str) -> EvaluationResult:
     """Load models/<name> and the evaluation suite, and evaluate."""
-    loaded = load_model_dir(Path(cfg.paths.models) / model_name, dtype=torch.float32)
+    loaded = load_model_dir(cfg.paths.models / model_name, dtype=torch.float32)
     return evaluate_model(loaded, load_suite_from_config(cfg), cfg.evaluate)
 
 
@@ -92,9 +92,9 @@ def suite_metrics_file(scores: SuiteScores) -> dict[str, object]:
     return {"suite_hash": scores.suite_hash, **scores.rows}
 
 
-def write_evaluation_outputs(result: EvaluationResult, cfg: DictConfig, model_name: str) -> Path:
+def write_evaluation_outputs(result: EvaluationResult, cfg: RunConfig, model_name: str) -> Path:
     """Write metrics, the suite table, plot data and PNGs under reports/eval/<name>; log them."""
-    out_dir = Path(cfg.paths.eval_reports) / model_name
+    out_dir = cfg.paths.eval_reports / model_name
     png_dir = out_dir / "png"
     png_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = out_dir / "metrics.json"
@@ -115,7 +115,7 @@ def write_evaluation_outputs(result: EvaluationResult, cfg: DictConfig, model_na
             png_dir / "reliability.png",
             title,
         )
-    history = Path(cfg.paths.train_reports) / model_name / "history.csv"
+    history = cfg.paths.train_reports / model_name / "history.csv"
     if history.is_file():
         save_history_png(history, png_dir / "training_curves.png", model_name)
     log_to_training_run(cfg, model_name, result, out_dir)
@@ -123,10 +123,10 @@ def write_evaluation_outputs(result: EvaluationResult, cfg: DictConfig, model_na
 
 
 def log_to_training_run(
-    cfg: DictConfig, model_name: str, result: EvaluationResult, out_dir: Path
+    cfg: RunConfig, model_name: str, result: EvaluationResult, out_dir: Path
 ) -> None:
     """Add test metrics, the suite table and plots to the model's MLflow training run."""
-    summary_path = Path(cfg.paths.models) / model_name / "train_summary.json"
+    summary_path = cfg.paths.models / model_name / "train_summary.json"
     run_id = (
         json.loads(summary_path.read_text()).get("mlflow_run_id")
         if summary_path.is_file()
@@ -134,7 +134,7 @@ def log_to_training_run(
     )
     if not run_id:
         return
-    client = MlflowClient(tracking_uri(cfg))
+    client = MlflowClient(tracking_uri(cfg.mlflow))
     try:
         for key, value in result.metrics.items():
             client.log_metric(run_id, f"eval/{key}", float(value))

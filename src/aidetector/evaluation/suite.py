@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from aidetector.config_schema import RunConfig, VariantConfig
 from aidetector.data.evalset import load_eval_set
 from aidetector.data.prepared import SplitMeta, load_split, read_manifest, read_split_meta
 from aidetector.errors import AidetectorError
@@ -102,18 +103,9 @@ class Suite:
         return [self.test, *self.sets]
 
 
-def variants_from_config(node: Any) -> list[VariantSpec]:
-    """Build the variant specs from `evaluate.suite.variants` (a list of mappings)."""
-    specs = []
-    for item in node or []:
-        values = dict(item)
-        unknown = set(values) - {"name", "kind", "quality", "factor", "fraction"}
-        if unknown or "name" not in values or "kind" not in values:
-            raise AidetectorError(
-                f"evaluate.suite.variants entry {values} needs name and kind (and only "
-                "quality, factor or fraction besides)"
-            )
-        specs.append(VariantSpec(**values))
+def variants_from_config(variants: list[VariantConfig]) -> list[VariantSpec]:
+    """Build the variant specs from `evaluate.suite.variants` (keys and types already checked)."""
+    specs = [VariantSpec(**variant.model_dump()) for variant in variants]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise AidetectorError(f"evaluate.suite.variants has duplicate names: {names}")
@@ -183,13 +175,13 @@ def load_suite(
     return Suite(image_size, classes, test, members, variants, suite_hash, description)
 
 
-def load_suite_from_config(cfg: Any) -> Suite:
+def load_suite_from_config(cfg: RunConfig) -> Suite:
     """Load the suite that `evaluate.suite` and `paths` describe."""
     suite_cfg = cfg.evaluate.suite
     return load_suite(
-        Path(cfg.paths.prepared),
-        Path(cfg.paths.suite),
-        list((suite_cfg.sets or {}).keys()),
+        cfg.paths.prepared,
+        cfg.paths.suite,
+        list(suite_cfg.sets),
         variants_from_config(suite_cfg.variants),
     )
 

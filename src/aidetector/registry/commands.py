@@ -11,12 +11,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import DictConfig
-
+from aidetector.config_schema import RunConfig
 from aidetector.registry import CHAMPION
 
 
-def cmd_register(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_register(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Register every trained model as FP32 and FP16 versions in the MLflow Model Registry."""
     from aidetector.registry.register import register_models
 
@@ -26,7 +25,7 @@ def cmd_register(cfg: DictConfig, args: argparse.Namespace) -> None:
     print(f"wrote {cfg.registry.report}")
 
 
-def cmd_promote(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_promote(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Promote by policy, or set champion by hand (--version N), or roll it back (--rollback)."""
     from aidetector.registry.promote import promote_by_policy, promote_version, rollback
 
@@ -46,14 +45,14 @@ def cmd_promote(cfg: DictConfig, args: argparse.Namespace) -> None:
         print(f"wrote {outcome.report}")
 
 
-def cmd_export(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_export(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Write a registered version's weights, config.yaml and metrics.json to --out."""
     from aidetector.registry.export import export_from_uri
     from aidetector.tracking import tracking_uri
 
     exported = export_from_uri(
-        tracking_uri(cfg),
-        str(cfg.registry.name),
+        tracking_uri(cfg.mlflow),
+        cfg.registry.name,
         Path(args.out),
         alias=None if args.version is not None else args.alias,
         version=args.version,
@@ -65,7 +64,7 @@ def cmd_export(cfg: DictConfig, args: argparse.Namespace) -> None:
     )
 
 
-def cmd_push_hub(cfg: DictConfig, args: argparse.Namespace) -> None:
+def cmd_push_hub(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Upload a registered version with a generated model card to the Hugging Face Hub."""
     from aidetector.errors import AidetectorError
     from aidetector.registry.export import export_from_uri
@@ -77,8 +76,8 @@ def cmd_push_hub(cfg: DictConfig, args: argparse.Namespace) -> None:
         raise AidetectorError("HF_TOKEN is not set; export a Hub write token or pass --dry-run")
     with tempfile.TemporaryDirectory(prefix="aidetector-hub-") as folder:
         exported = export_from_uri(
-            tracking_uri(cfg),
-            str(cfg.registry.name),
+            tracking_uri(cfg.mlflow),
+            cfg.registry.name,
             Path(folder),
             alias=None if args.version is not None else args.alias,
             version=args.version,
@@ -122,7 +121,7 @@ def add_registry_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         )
 
 
-Command = Callable[[DictConfig, argparse.Namespace], None]
+Command = Callable[[RunConfig, argparse.Namespace], None]
 REGISTRY_COMMANDS: dict[str, tuple[Command, str]] = {
     "register": (cmd_register, "register trained models (FP32 + FP16) in the MLflow registry"),
     "promote": (cmd_promote, "set the champion alias: by policy, by hand, or roll it back"),

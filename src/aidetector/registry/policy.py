@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
+
+from aidetector.config_schema import PromoteConfig
 
 LATENCY_KEY = "latency_ms_p95"
 
@@ -29,18 +31,18 @@ class PromotionPolicy:
     auto: bool = True  # False: decide and report, never move an alias
 
     @classmethod
-    def from_config(cls, node: Any, force: bool = False) -> PromotionPolicy:
-        """Build the policy from the `registry.promote` config node; force=True overrides it."""
+    def from_config(cls, promote: PromoteConfig, force: bool = False) -> PromotionPolicy:
+        """Build the policy from the `registry.promote` config; force=True overrides it."""
         return cls(
-            metric=str(node.metric),
-            min_improvement=float(node.min_improvement),
-            min_accuracy=float(node.min_accuracy),
-            max_ece=float(node.max_ece),
-            max_regression=float(node.max_regression),
-            max_fp16_accuracy_drop=float(node.max_fp16_accuracy_drop),
-            max_latency_ms_p95=float(node.max_latency_ms_p95),
-            force=bool(node.force) or force,
-            auto=bool(node.auto),
+            metric=promote.metric,
+            min_improvement=promote.min_improvement,
+            min_accuracy=promote.min_accuracy,
+            max_ece=promote.max_ece,
+            max_regression=promote.max_regression,
+            max_fp16_accuracy_drop=promote.max_fp16_accuracy_drop,
+            max_latency_ms_p95=promote.max_latency_ms_p95,
+            force=promote.force or force,
+            auto=promote.auto,
         )
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
+from aidetector.config_schema import EvaluateConfig, RunConfig
 from aidetector.evaluation.suite import Suite, load_suite_from_config
 from aidetector.registry import CHAMPION
 from aidetector.registry.aliases import rollback_champion, set_challenger, set_champion
@@ -52,12 +52,12 @@ def fp16_versions(client: MlflowClient, name: str) -> list[ModelVersion]:
     return sorted(versions, key=lambda v: int(v.version))
 
 
-def scoring_settings(cfg: DictConfig) -> ScoringSettings:
+def scoring_settings(evaluate: EvaluateConfig) -> ScoringSettings:
     """Return how the promote stage scores versions (the evaluate stage's settings)."""
     return ScoringSettings(
-        batch_size=int(cfg.evaluate.batch_size),
-        latency_samples=int(cfg.evaluate.latency_samples),
-        latency_warmup=int(cfg.evaluate.latency_warmup),
+        batch_size=evaluate.batch_size,
+        latency_samples=evaluate.latency_samples,
+        latency_warmup=evaluate.latency_warmup,
     )
 
 
@@ -89,15 +89,15 @@ def apply_decision(client: MlflowClient, name: str, decision: Decision) -> None:
         set_challenger(client, name, decision.challenger)
 
 
-def promote_by_policy(cfg: DictConfig, force: bool = False) -> PromotionOutcome:
+def promote_by_policy(cfg: RunConfig, force: bool = False) -> PromotionOutcome:
     """Pick the best FP16 version by policy, move aliases if promote.auto, write the report."""
-    uri = tracking_uri(cfg)
+    uri = tracking_uri(cfg.mlflow)
     client = connect(uri)
-    name = str(cfg.registry.name)
+    name = cfg.registry.name
     policy = PromotionPolicy.from_config(cfg.registry.promote, force=force)
     suite = load_suite_from_config(cfg)
-    settings = scoring_settings(cfg)
-    cache_dir = Path(cfg.registry.promote.score_cache)
+    settings = scoring_settings(cfg.evaluate)
+    cache_dir = cfg.registry.promote.score_cache
     with mlflow_errors(uri):
         get_registered_model(client, name)
         current = alias_version(client, name, CHAMPION)
@@ -115,7 +115,7 @@ def promote_by_policy(cfg: DictConfig, force: bool = False) -> PromotionOutcome:
         if policy.auto:
             apply_decision(client, name, decision)
         publish_suite_table(client, name, suite, candidates, champion, by_number)
-    report = Path(cfg.registry.promote.report)
+    report = cfg.registry.promote.report
     write_promotion_report(
         report, name, policy, decision, champion, applied=policy.auto, suite=suite.description
     )
@@ -172,17 +172,17 @@ def write_promotion_report(
     path.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def promote_version(cfg: DictConfig, version: str) -> bool:
+def promote_version(cfg: RunConfig, version: str) -> bool:
     """Make version the champion by hand; return False if it already was."""
-    uri = tracking_uri(cfg)
+    uri = tracking_uri(cfg.mlflow)
     client = connect(uri)
     with mlflow_errors(uri):
-        return set_champion(client, str(cfg.registry.name), version, by="manual")
+        return set_champion(client, cfg.registry.name, version, by="manual")
 
 
-def rollback(cfg: DictConfig) -> tuple[str, str]:
+def rollback(cfg: RunConfig) -> tuple[str, str]:
     """Move champion back to the previous champion; return (from_version, to_version)."""
-    uri = tracking_uri(cfg)
+    uri = tracking_uri(cfg.mlflow)
     client = connect(uri)
     with mlflow_errors(uri):
-        return rollback_champion(client, str(cfg.registry.name))
+        return rollback_champion(client, cfg.registry.name)

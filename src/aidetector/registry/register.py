@@ -11,8 +11,8 @@ from pathlib import Path
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
+from aidetector.config_schema import RunConfig
 from aidetector.models.artifact import convert_model_dir, read_model_config
 from aidetector.registry import PRECISIONS
 from aidetector.registry.client import connect, mlflow_errors
@@ -216,28 +216,24 @@ def _summary_run_id(model_dir: Path) -> str | None:
     return json.loads(summary.read_text()).get("mlflow_run_id") if summary.is_file() else None
 
 
-def register_models(cfg: DictConfig) -> list[RegisteredVersion]:
+def register_models(cfg: RunConfig) -> list[RegisteredVersion]:
     """Register every configured model's FP32 and FP16 versions; write the registry report."""
-    from aidetector.training.train import run_config  # Lightning import; only needed here
-
-    uri = tracking_uri(cfg)
+    uri = tracking_uri(cfg.mlflow)
     client = connect(uri)
-    name = str(cfg.registry.name)
-    target = ArtifactRunTarget(str(cfg.mlflow.experiment), artifact_location(cfg))
+    name = cfg.registry.name
+    target = ArtifactRunTarget(cfg.mlflow.experiment, artifact_location(cfg.mlflow))
     commit = git_commit()
     results: list[RegisteredVersion] = []
     with mlflow_errors(uri):
         ensure_registered_model(client, name)
         for model_name in cfg.model:
-            eval_metrics = read_eval_metrics(
-                Path(cfg.paths.eval_reports) / model_name / "metrics.json"
-            )
-            provenance = Provenance(commit, str(cfg.data.name), run_config(cfg, model_name))
-            model_dir = Path(cfg.paths.models) / model_name
+            eval_metrics = read_eval_metrics(cfg.paths.eval_reports / model_name / "metrics.json")
+            provenance = Provenance(commit, cfg.data.name, cfg.run_params(model_name))
+            model_dir = cfg.paths.models / model_name
             results += register_trained_model(
                 client, name, model_dir, eval_metrics, provenance, target
             )
-    write_registry_report(results, name, Path(cfg.registry.report))
+    write_registry_report(results, name, cfg.registry.report)
     return results
 
 

@@ -168,7 +168,7 @@ def export_champion(out_dir: Path, alias: str) -> RegistryInfo:
 
     cfg = load_params()
     shutil.rmtree(out_dir, ignore_errors=True)
-    exported = export_from_uri(tracking_uri(cfg), str(cfg.registry.name), out_dir, alias=alias)
+    exported = export_from_uri(tracking_uri(cfg.mlflow), cfg.registry.name, out_dir, alias=alias)
     return registry_info_from_export(exported, out_dir)
 
 

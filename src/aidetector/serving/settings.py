@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import Field, ValidationError, field_validator
 
 from aidetector.errors import AidetectorError
+from aidetector.strict_model import StrictModel, describe_validation_error
 
 PARAMS_ENV = "AIDETECTOR_PARAMS"
 MODEL_TAG_ENV = "AIDETECTOR_MODEL_TAG"
@@ -17,9 +19,12 @@ MODEL_TAG_ENV = "AIDETECTOR_MODEL_TAG"
 OVERRIDES_ENV = "AIDETECTOR_SERVE_OVERRIDES"
 
 
-@dataclass(frozen=True)
-class ServeSettings:
-    """Limits, batching and cache settings of the service (see conf/serve/default.yaml)."""
+class ServeSettings(StrictModel):
+    """Limits, batching and cache settings of the service: the typed `serve` config group.
+
+    Every key of conf/serve/default.yaml is required; an unknown key or a wrong type is an
+    error that names the key (see load_serve_settings).
+    """
 
     bento_model: str
     device: str
@@ -27,7 +32,8 @@ class ServeSettings:
     gpus: int
     cpu_threads: int
     threshold: float
-    max_batch_size: int
+    # BentoML batching needs room for two requests.
+    max_batch_size: int = Field(ge=2)
     max_latency_ms: int
     max_batch_wait_ms: float
     workers: int
@@ -38,7 +44,8 @@ class ServeSettings:
     max_pixels: int
     max_batch_images: int
     max_batch_bytes: int
-    formats: tuple[str, ...]
+    # YAML gives a list; Pillow's format names are upper case.
+    formats: Annotated[tuple[str, ...], Field(strict=False)]
     cache_ttl_s: int
     cache_timeout_s: float
     cache_retry_after_s: float
@@ -46,21 +53,19 @@ class ServeSettings:
     feedback_memory: int
     feedback_window: int
 
+    @field_validator("formats")
     @classmethod
-    def from_mapping(cls, data: dict[str, Any]) -> ServeSettings:
-        """Build from the `serve` mapping; a missing or unknown key is a clear error."""
-        names = {f.name for f in fields(cls)}
-        missing = sorted(names - data.keys())
-        if missing:
-            raise AidetectorError(f"serve config lacks {', '.join(missing)}; run `make params`")
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            value = data[f.name]
-            values[f.name] = tuple(str(v).upper() for v in value) if f.name == "formats" else value
-        settings = cls(**values)
-        if settings.max_batch_size < 2:
-            raise AidetectorError("serve.max_batch_size must be at least 2 (BentoML batching)")
-        return settings
+    def _upper_case(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(name.upper() for name in formats)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "serve config") -> ServeSettings:
+        """Build from the `serve` mapping; a missing, unknown or mistyped key is one-line error."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            _, line = describe_validation_error(error, cls, prefix=("serve",))
+            raise AidetectorError(f"{source}: {line}") from error
 
     @property
     def model_tag(self) -> str:
@@ -83,9 +88,15 @@ def load_serve_settings(path: Path | None = None) -> ServeSettings:
         raise AidetectorError(f"{path} has no `serve` section; run `make params`")
     serve = dict(params["serve"])
     overrides_file = os.environ.get(OVERRIDES_ENV)
-    if overrides_file:
-        serve.update(load_overrides(Path(overrides_file)))
-    return ServeSettings.from_mapping(serve)
+    overrides = load_overrides(Path(overrides_file)) if overrides_file else {}
+    serve.update(overrides)
+    try:
+        return ServeSettings.model_validate(serve)
+    except ValidationError as error:
+        loc, line = describe_validation_error(error, ServeSettings, prefix=("serve",))
+        # A key the overrides file set (or mistyped) is that file's problem.
+        source = overrides_file if loc and loc[0] in overrides else path
+        raise AidetectorError(f"{source}: {line}") from error
 
 
 def load_overrides(path: Path) -> dict[str, Any]:
@@ -95,7 +106,7 @@ def load_overrides(path: Path) -> dict[str, Any]:
     overrides = yaml.safe_load(path.read_text()) or {}
     if not isinstance(overrides, dict):
         raise AidetectorError(f"{OVERRIDES_ENV}={path}: expected a mapping of serve settings")
-    unknown = sorted(set(overrides) - {f.name for f in fields(ServeSettings)})
+    unknown = sorted(set(overrides) - set(ServeSettings.model_fields))
     if unknown:
         raise AidetectorError(f"{path}: unknown serve settings {', '.join(unknown)}")
     return overrides

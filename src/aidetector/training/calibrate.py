@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +11,6 @@ from torch import nn
 
 from aidetector.classes import ClassOrder
 from aidetector.data.prepared import load_split, read_split_meta
-from aidetector.errors import AidetectorError
 from aidetector.evaluation.calibration import expected_calibration_error, fit_temperature
 from aidetector.inference import collect_features_and_logits
 from aidetector.models.domain import DomainProfile, fit_domain_profile
@@ -21,26 +19,12 @@ from aidetector.preprocessing import Preprocessing
 
 @dataclass(frozen=True)
 class CalibrationSettings:
-    """conf/config.yaml `calibration`: how the temperature and the domain profile are fitted."""
+    """How the temperature and the domain profile are fitted (config: CalibrationConfig)."""
 
     domain_percentile: float = 99.0
     size_tolerance: float = 2.0
     max_train_images: int = 5000
     seed: int = 0
-
-    @classmethod
-    def from_config(cls, node: Any) -> CalibrationSettings:
-        """Build from the `calibration` config node; an unknown key is an error."""
-        values = dict(node)
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise AidetectorError(f"unknown calibration setting(s): {', '.join(sorted(unknown))}")
-        return cls(
-            domain_percentile=float(values.get("domain_percentile", cls.domain_percentile)),
-            size_tolerance=float(values.get("size_tolerance", cls.size_tolerance)),
-            max_train_images=int(values.get("max_train_images", cls.max_train_images)),
-            seed=int(values.get("seed", cls.seed)),
-        )
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
-from omegaconf import DictConfig
 
+from aidetector.config_schema import RunConfig
 from aidetector.data.prepared import read_manifest
 from aidetector.models.artifact import save_model_dir
 from aidetector.tracking import tracking_uri
@@ -27,10 +27,10 @@ def write_history_csv(rows: list[dict[str, float]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def write_training_outputs(result: TrainResult, cfg: DictConfig) -> Path:
+def write_training_outputs(result: TrainResult, cfg: RunConfig) -> Path:
     """Export the best network as safetensors + config.yaml and log it to the MLflow run."""
-    model_dir = Path(cfg.paths.models) / result.model_name
-    data_hash = read_manifest(Path(cfg.paths.prepared))["data_hash"]
+    model_dir = cfg.paths.models / result.model_name
+    data_hash = read_manifest(cfg.paths.prepared)["data_hash"]
     save_model_dir(
         result.network,
         result.spec,
@@ -44,10 +44,10 @@ def write_training_outputs(result: TrainResult, cfg: DictConfig) -> Path:
     )
     summary = {"model": result.model_name, "mlflow_run_id": result.run_id, **result.metrics}
     (model_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True))
-    history_path = Path(cfg.paths.train_reports) / result.model_name / "history.csv"
+    history_path = cfg.paths.train_reports / result.model_name / "history.csv"
     write_history_csv(result.history, history_path)
     if result.run_id:
-        client = MlflowClient(tracking_uri(cfg))
+        client = MlflowClient(tracking_uri(cfg.mlflow))
         client.log_artifacts(result.run_id, str(model_dir), artifact_path="model")
         client.log_artifact(result.run_id, str(history_path), artifact_path="plots")
         client.set_tag(result.run_id, "data_hash", data_hash)

@@ -1,0 +1,287 @@
+"""The typed run configuration: one strict model per config group of conf/ (and params.yaml).
+
+`aidetector.config` builds a RunConfig from params.yaml or from conf/ composed with
+overrides; stages receive it, or the one group they need, and never cast a value again.
+
+Sections that `hydra.utils.instantiate` turns into objects keep their `_target_` (and
+`_partial_`). Where the target is this project's own code (datamodule, module, model) every
+key is declared and an unknown one is refused. Where it is a library's (trainer, optimizer,
+scheduler) the keys the project writes or reads are declared and typed, and other keys flow
+through to the target, whose own signature checks them: Lightning's Trainer takes dozens of
+options, and another optimizer or scheduler takes other ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, field_validator
+
+from aidetector.classes import ClassOrder
+from aidetector.errors import AidetectorError
+from aidetector.serving.settings import ServeSettings
+from aidetector.strict_model import StrictModel
+
+if TYPE_CHECKING:
+    from aidetector.preprocessing import Preprocessing
+
+# YAML and Hydra give strings and lists; strict mode would refuse them for Path and tuple.
+# Only the container is lax: each item is still checked strictly.
+ConfigPath = Annotated[Path, Field(strict=False)]
+RGB = Annotated[tuple[float, float, float], Field(strict=False)]
+Names = Annotated[tuple[str, ...], Field(strict=False)]
+
+
+class TargetSpec(StrictModel):
+    """A section that hydra.utils.instantiate builds: `_target_` and its arguments."""
+
+    target: str = Field(alias="_target_")
+
+    def instantiate_args(self) -> dict[str, Any]:
+        """Return the section as instantiate takes it: `_target_` and every key that was set."""
+        return self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+
+
+class OpenTargetSpec(TargetSpec):
+    """A library's target: the declared keys are checked, other keys go to the target."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class PathsConfig(StrictModel):
+    """Where the stages read and write (`paths`)."""
+
+    prepared: ConfigPath
+    models: ConfigPath
+    checkpoints: ConfigPath
+    train_reports: ConfigPath
+    eval_reports: ConfigPath
+    suite: ConfigPath
+
+
+class DemoConfig(StrictModel):
+    """The synthetic stand-in dataset (`demo`)."""
+
+    root: ConfigPath
+    n_per_class: int
+    image_size: int
+    seed: int
+
+
+class DataModuleConfig(TargetSpec):
+    """aidetector.training.datamodule.DetectorDataModule's arguments (`datamodule`)."""
+
+    prepared_dir: ConfigPath
+    batch_size: int
+    num_workers: int
+    hflip: bool
+    rot90: bool
+    rotation_degrees: float
+
+
+class ModuleConfig(TargetSpec):
+    """aidetector.training.module.DetectorModule's configurable arguments (`module`)."""
+
+    class_weighted_loss: bool
+    label_smoothing: float
+
+
+class SchedulerConfig(OpenTargetSpec):
+    """A learning-rate scheduler factory (`scheduler`; OneCycleLR by default)."""
+
+    partial: bool = Field(alias="_partial_")
+    max_lr: float | None = None
+    pct_start: float | None = None
+
+
+class CallbacksConfig(StrictModel):
+    """Checkpointing and early stopping (`callbacks`)."""
+
+    monitor: str
+    mode: Literal["min", "max"]
+    early_stopping_patience: int
+    resume: bool
+
+
+class CalibrationConfig(StrictModel):
+    """How the temperature and the domain profile are fitted after training (`calibration`)."""
+
+    domain_percentile: float
+    size_tolerance: float
+    max_train_images: int
+    seed: int
+
+
+class SuiteSetConfig(StrictModel):
+    """An extra folder of the evaluation suite (`evaluate.suite.sets.NAME`)."""
+
+    root: ConfigPath
+
+
+class VariantConfig(StrictModel):
+    """A robustness variant of the test split (`evaluate.suite.variants[i]`)."""
+
+    name: str
+    kind: Literal["jpeg", "rescale", "center_crop"]
+    quality: int = 75
+    factor: float = 0.5
+    fraction: float = 0.875
+
+
+class SuiteConfig(StrictModel):
+    """The evaluation suite every model is scored on (`evaluate.suite`)."""
+
+    sets: dict[str, SuiteSetConfig] = Field(default_factory=dict)
+    variants: list[VariantConfig] = Field(default_factory=list)
+
+
+class EvaluateConfig(StrictModel):
+    """Evaluation and scoring settings (`evaluate`)."""
+
+    batch_size: int
+    latency_samples: int
+    latency_warmup: int
+    suite: SuiteConfig
+
+
+class MlflowConfig(StrictModel):
+    """The MLflow tracking store (`mlflow`; MLFLOW_TRACKING_URI overrides the URI)."""
+
+    tracking_uri: str
+    artifact_root: ConfigPath
+    experiment: str
+
+
+class SplitConfig(StrictModel):
+    """Split fractions (`data.split`)."""
+
+    train: float
+    val: float
+    test: float
+
+
+class DataConfig(StrictModel):
+    """The image folder and its preprocessing (`data`, conf/data/)."""
+
+    name: str
+    root: ConfigPath
+    image_size: int
+    # Class names in label order: the index of each name is its label.
+    classes: Names
+    split: SplitConfig
+    seed: int
+    equalize: bool
+    mean: RGB
+    std: RGB
+    # Files above this many bytes are skipped unread by ingest.
+    max_file_bytes: int = Field(gt=0)
+
+    @field_validator("classes")
+    @classmethod
+    def _real_and_fake_once_each(cls, classes: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            return ClassOrder.from_names(classes).names
+        except AidetectorError as error:
+            raise ValueError(str(error)) from None
+
+    def preprocessing(self) -> Preprocessing:
+        """Return the preprocessing this data config describes."""
+        from aidetector.preprocessing import Preprocessing  # torch; only needed by stages
+
+        return Preprocessing(
+            image_size=self.image_size, mean=self.mean, std=self.std, equalize=self.equalize
+        )
+
+
+class NetworkSpec(TargetSpec):
+    """aidetector.models.factory.build_network's arguments (one entry of `model`)."""
+
+    name: str
+    family: Literal["cnn", "vit"]
+    arch: str
+    pretrained: bool
+    img_size: int
+    num_classes: int
+    drop_rate: float
+    patch_size: int | None = None
+    stem_pool: bool = True
+
+
+class TrainerConfig(OpenTargetSpec):
+    """Lightning Trainer arguments (`trainer`, conf/trainer/); the rest go to the Trainer."""
+
+    accelerator: str
+    devices: int | str
+    num_nodes: int
+    precision: int | str
+    max_epochs: int
+    sync_batchnorm: bool = False
+
+
+class OptimizerConfig(OpenTargetSpec):
+    """An optimizer factory (`optimizer`, conf/optimizer/)."""
+
+    partial: bool = Field(alias="_partial_")
+    lr: float
+    weight_decay: float = 0.0
+
+
+class PromoteConfig(StrictModel):
+    """How the champion is chosen (`registry.promote`)."""
+
+    auto: bool
+    metric: str
+    min_improvement: float
+    min_accuracy: float
+    max_ece: float
+    max_regression: float
+    max_fp16_accuracy_drop: float
+    max_latency_ms_p95: float
+    score_cache: ConfigPath
+    force: bool
+    report: ConfigPath
+
+
+class RegistryConfig(StrictModel):
+    """The MLflow Model Registry entry (`registry`, conf/registry/)."""
+
+    name: str
+    report: ConfigPath
+    promote: PromoteConfig
+
+
+class RunConfig(StrictModel):
+    """The whole composed configuration: what params.yaml holds."""
+
+    seed: int
+    paths: PathsConfig
+    demo: DemoConfig
+    datamodule: DataModuleConfig
+    module: ModuleConfig
+    scheduler: SchedulerConfig
+    callbacks: CallbacksConfig
+    calibration: CalibrationConfig
+    evaluate: EvaluateConfig
+    mlflow: MlflowConfig
+    data: DataConfig
+    model: dict[str, NetworkSpec]
+    trainer: TrainerConfig
+    optimizer: OptimizerConfig
+    registry: RegistryConfig
+    serve: ServeSettings
+
+    def model_spec(self, model_name: str) -> NetworkSpec:
+        """Return one configured model, or a clear error listing the configured ones."""
+        if model_name not in self.model:
+            known = ", ".join(self.model)
+            raise AidetectorError(
+                f"model '{model_name}' is not configured; configured models: {known}"
+            )
+        return self.model[model_name]
+
+    def run_params(self, model_name: str) -> dict[str, Any]:
+        """Return the config of one model's run as plain data (other models left out)."""
+        params = self.model_dump(by_alias=True, exclude_unset=True, mode="json")
+        params["model"] = params["model"][model_name]
+        return params
