@@ -4,8 +4,10 @@ against their own), and says what the runbook promises."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -140,12 +142,69 @@ def test_service_hpa_pdb_and_monitor_point_at_the_api(production: Objects) -> No
     }
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
 def test_redis_cache_matches_the_secret_example(production: Objects) -> None:
     redis = find(production, "Service", "ai-image-detector-redis")
-    example = (K8S / "base" / "secret.example.env").read_text()
-    assert f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}/0" in example
+    example = read_env_file(K8S / "base" / "secret.example.env")
+    url = urlsplit(example["redis-url"])
+    assert (url.scheme, url.hostname) == ("redis", redis["metadata"]["name"])
+    assert (url.port, url.path) == (redis["spec"]["ports"][0]["port"], "/0")
+    # The API authenticates with the password Redis is started with.
+    assert url.password == example["redis-password"]
     args = container(production, "Deployment", "ai-image-detector-redis")["args"]
     assert "allkeys-lru" in args  # a cache: evicts instead of failing writes
+
+
+def test_redis_requires_the_password_from_the_secret(production: Objects) -> None:
+    redis = container(production, "Deployment", "ai-image-detector-redis")
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    env = {e["name"]: e for e in redis["env"]}
+    secret = {"name": "ai-image-detector-secrets", "key": "redis-password"}
+    # The server's password and the probe's redis-cli login are the same Secret key.
+    for variable in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
+        assert env[variable]["valueFrom"]["secretKeyRef"] == secret
+    # redis-cli exits 0 on NOAUTH: the probe must look for PONG, or it passes unauthenticated.
+    probe = " ".join(redis["readinessProbe"]["exec"]["command"])
+    assert "redis-cli ping" in probe and "PONG" in probe
+
+
+CREDENTIAL = re.compile(r"(?i)password|secret|token|api_key|_auth$|dsn|access_key")
+
+
+def credentials_written_inline(objects: Objects) -> list[str]:
+    """Secret objects and credential-named env vars that do not come from a secretKeyRef."""
+    found = [f"Secret/{o['metadata']['name']}" for o in objects if o["kind"] == "Secret"]
+    for obj in objects:
+        pod = obj.get("spec", {}).get("template", {}).get("spec")
+        for box in (pod["containers"] + pod.get("initContainers", [])) if pod else []:
+            found += [
+                f"{obj['metadata']['name']}/{box['name']}: {env['name']}"
+                for env in box.get("env", [])
+                if CREDENTIAL.search(env["name"]) and "secretKeyRef" not in env.get("valueFrom", {})
+            ]
+    return found
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_no_credential_is_written_into_a_manifest(rendered: dict[str, Objects], name: str) -> None:
+    # Secrets are created by the operator (secret.example.env, secrets.example.env).
+    assert credentials_written_inline(rendered[name]) == []
+
+
+def test_credential_check_catches_an_inline_password(production: Objects) -> None:
+    redis = yaml.safe_load(
+        yaml.safe_dump(find(production, "Deployment", "ai-image-detector-redis"))
+    )
+    redis["spec"]["template"]["spec"]["containers"][0]["env"][0] = {
+        "name": "REDIS_PASSWORD",
+        "value": "hunter2",
+    }
+    assert credentials_written_inline([redis]) == ["ai-image-detector-redis/redis: REDIS_PASSWORD"]
 
 
 def test_monitoring_configmaps_ship_with_the_overlay(production: Objects) -> None:
