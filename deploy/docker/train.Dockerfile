@@ -2,7 +2,9 @@
 # PyPI's CUDA build of torch (its nvidia-* wheels carry the CUDA runtime; the node's
 # driver comes through the NVIDIA container toolkit).
 #   docker build -f deploy/docker/train.Dockerfile -t REGISTRY/ai-image-detector-train:SHA .
-FROM python:3.11-slim-bookworm
+# Exact release tag, no digest: none could be verified without registry access.
+# Dependabot (docker ecosystem) proposes new tags.
+FROM python:3.11.13-slim-bookworm
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 BENTOML_DO_NOT_TRACK=True
 RUN apt-get update \

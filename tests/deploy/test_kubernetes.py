@@ -3,9 +3,13 @@ against their own), and says what the runbook promises."""
 
 from __future__ import annotations
 
+import configparser
 import os
+import re
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -140,12 +144,69 @@ def test_service_hpa_pdb_and_monitor_point_at_the_api(production: Objects) -> No
     }
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
 def test_redis_cache_matches_the_secret_example(production: Objects) -> None:
     redis = find(production, "Service", "ai-image-detector-redis")
-    example = (K8S / "base" / "secret.example.env").read_text()
-    assert f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}/0" in example
+    example = read_env_file(K8S / "base" / "secret.example.env")
+    url = urlsplit(example["redis-url"])
+    assert (url.scheme, url.hostname) == ("redis", redis["metadata"]["name"])
+    assert (url.port, url.path) == (redis["spec"]["ports"][0]["port"], "/0")
+    # The API authenticates with the password Redis is started with.
+    assert url.password == example["redis-password"]
     args = container(production, "Deployment", "ai-image-detector-redis")["args"]
     assert "allkeys-lru" in args  # a cache: evicts instead of failing writes
+
+
+def test_redis_requires_the_password_from_the_secret(production: Objects) -> None:
+    redis = container(production, "Deployment", "ai-image-detector-redis")
+    args = redis["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    env = {e["name"]: e for e in redis["env"]}
+    secret = {"name": "ai-image-detector-secrets", "key": "redis-password"}
+    # The server's password and the probe's redis-cli login are the same Secret key.
+    for variable in ("REDIS_PASSWORD", "REDISCLI_AUTH"):
+        assert env[variable]["valueFrom"]["secretKeyRef"] == secret
+    # redis-cli exits 0 on NOAUTH: the probe must look for PONG, or it passes unauthenticated.
+    probe = " ".join(redis["readinessProbe"]["exec"]["command"])
+    assert "redis-cli ping" in probe and "PONG" in probe
+
+
+CREDENTIAL = re.compile(r"(?i)password|secret|token|api_key|_auth$|dsn|access_key")
+
+
+def credentials_written_inline(objects: Objects) -> list[str]:
+    """Secret objects and credential-named env vars that do not come from a secretKeyRef."""
+    found = [f"Secret/{o['metadata']['name']}" for o in objects if o["kind"] == "Secret"]
+    for obj in objects:
+        pod = obj.get("spec", {}).get("template", {}).get("spec")
+        for box in (pod["containers"] + pod.get("initContainers", [])) if pod else []:
+            found += [
+                f"{obj['metadata']['name']}/{box['name']}: {env['name']}"
+                for env in box.get("env", [])
+                if CREDENTIAL.search(env["name"]) and "secretKeyRef" not in env.get("valueFrom", {})
+            ]
+    return found
+
+
+@pytest.mark.parametrize("name", KUSTOMIZATIONS)
+def test_no_credential_is_written_into_a_manifest(rendered: dict[str, Objects], name: str) -> None:
+    # Secrets are created by the operator (secret.example.env, secrets.example.env).
+    assert credentials_written_inline(rendered[name]) == []
+
+
+def test_credential_check_catches_an_inline_password(production: Objects) -> None:
+    redis = yaml.safe_load(
+        yaml.safe_dump(find(production, "Deployment", "ai-image-detector-redis"))
+    )
+    redis["spec"]["template"]["spec"]["containers"][0]["env"][0] = {
+        "name": "REDIS_PASSWORD",
+        "value": "hunter2",
+    }
+    assert credentials_written_inline([redis]) == ["ai-image-detector-redis/redis: REDIS_PASSWORD"]
 
 
 def test_monitoring_configmaps_ship_with_the_overlay(production: Objects) -> None:
@@ -216,12 +277,67 @@ def test_mlflow_server_uses_postgres_and_s3(rendered: dict[str, Objects]) -> Non
     training = rendered["training"]
     mlflow = container(training, "Deployment", "mlflow")
     assert mlflow["args"][0] == "server" and "--serve-artifacts" in mlflow["args"]
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in mlflow["env"]}
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in mlflow["env"] if "valueFrom" in e}
     assert env["MLFLOW_BACKEND_STORE_URI"]["name"] == "mlflow-db"
     assert env["MLFLOW_ARTIFACTS_DESTINATION"]["name"] == "mlflow-s3"
     postgres = find(training, "StatefulSet", "mlflow-postgres")
     assert container(training, "StatefulSet", "mlflow-postgres")["image"].startswith("postgres:")
     assert postgres["spec"]["volumeClaimTemplates"]
+
+
+def test_mlflow_server_requires_basic_auth(rendered: dict[str, Objects]) -> None:
+    training = rendered["training"]
+    deployment = find(training, "Deployment", "mlflow")
+    mlflow = deployment["spec"]["template"]["spec"]["containers"][0]
+    # The app name must be one the pinned MLflow registers (`mlflow server --app-name`).
+    apps = {entry.name for entry in entry_points(group="mlflow.app")}
+    assert "--app-name=basic-auth" in mlflow["args"] and "basic-auth" in apps
+    env = {e["name"]: e for e in mlflow["env"]}
+    for variable, key in [
+        ("MLFLOW_AUTH_ADMIN_USERNAME", "admin-username"),
+        ("MLFLOW_AUTH_ADMIN_PASSWORD", "admin-password"),
+        ("MLFLOW_FLASK_SERVER_SECRET_KEY", "flask-secret-key"),
+    ]:
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-auth", "key": key}
+    # The auth config is the Secret's basic_auth.ini, mounted where the env var points.
+    config = Path(env["MLFLOW_AUTH_CONFIG_PATH"]["value"])
+    mount = next(m for m in mlflow["volumeMounts"] if m["mountPath"] == str(config.parent))
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    secret = next(v["secret"] for v in volumes if v["name"] == mount["name"])
+    assert secret["secretName"] == "mlflow-auth"
+    assert secret["items"] == [{"key": config.name, "path": config.name}]
+    # /health stays open under basic auth, so the probes need no credentials.
+    assert mlflow["readinessProbe"]["httpGet"]["path"] == "/health"
+    # The image installs the auth extra (Flask-WTF) of the MLflow release the project pins.
+    pinned = next(
+        line
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.startswith("mlflow==")
+    )
+    dockerfile = (REPO / "deploy" / "docker" / "mlflow.Dockerfile").read_text()
+    assert pinned.replace("mlflow==", "mlflow[auth]==") in dockerfile
+
+
+def test_mlflow_auth_example_keeps_users_in_postgres(rendered: dict[str, Objects]) -> None:
+    parser = configparser.ConfigParser()
+    parser.read(K8S / "training" / "mlflow-auth.example.ini")
+    auth = parser["mlflow"]
+    assert auth["default_permission"] == "READ"
+    assert "admin_password" not in auth, "the admin password comes from the Secret"
+    postgres = find(rendered["training"], "Service", "mlflow-postgres")
+    url = urlsplit(auth["database_uri"])
+    assert url.scheme == "postgresql", "an emptyDir SQLite store would lose users on restart"
+    assert (url.hostname, url.port) == ("mlflow-postgres", postgres["spec"]["ports"][0]["port"])
+
+
+def test_training_job_logs_in_to_mlflow_from_a_secret(rendered: dict[str, Objects]) -> None:
+    trainer = container(rendered["training"], "Job", "ai-image-detector-ddp")
+    env = {e["name"]: e for e in trainer["env"]}
+    for variable, key in [
+        ("MLFLOW_TRACKING_USERNAME", "username"),
+        ("MLFLOW_TRACKING_PASSWORD", "password"),
+    ]:
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-client", "key": key}
 
 
 def test_every_kustomization_is_tested() -> None:

@@ -1,4 +1,5 @@
-""".github/workflows: both workflows pass actionlint and do what the runbook says."""
+""".github/: both workflows pass actionlint and do what the runbook says, their actions are
+pinned to a commit SHA or an exact release, and Dependabot keeps those and the images current."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import yaml
 from .conftest import REPO
 
 WORKFLOWS = REPO / ".github" / "workflows"
+DEPLOY = REPO / "deploy"
+# owner/repo[/path]@<40 hex>, or owner/repo[/path]@vX.Y.Z
+PINNED_ACTION = re.compile(r"^[\w.-]+/[\w./-]+@([0-9a-f]{40}|v\d+\.\d+\.\d+)$")
+SHA_COMMENT = re.compile(r"uses:\s*\S+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
 NodeValidate = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -74,3 +79,51 @@ def test_secrets_are_referenced_by_name_only() -> None:
         for line in text.splitlines():
             if re.search(r"(?i)(password|token|dsn|api_key|kube_config)\s*:\s*\S", line):
                 assert "${{ secrets." in line, f"{path.name}: {line.strip()}"
+
+
+def action_refs() -> list[str]:
+    refs = []
+    for path in WORKFLOWS.glob("*.yml"):
+        for job in load(path.name)["jobs"].values():
+            refs += [step["uses"] for step in job["steps"] if "uses" in step]
+    return refs
+
+
+def test_workflow_actions_are_pinned_to_a_sha_or_an_exact_version() -> None:
+    refs = action_refs()
+    assert refs
+    assert [ref for ref in refs if not PINNED_ACTION.match(ref)] == []
+
+
+def test_every_sha_pin_says_which_release_it_is() -> None:
+    # Dependabot updates the SHA and the comment together; a bare SHA hides the version.
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            if re.search(r"uses:\s*\S+@[0-9a-f]{40}", line):
+                assert SHA_COMMENT.search(line), f"{path.name}: {line.strip()}"
+
+
+def test_action_check_catches_movable_refs() -> None:
+    movable = ["actions/checkout@v4", "actions/checkout@main", "docker/login-action@v3.4"]
+    assert [ref for ref in movable if PINNED_ACTION.match(ref)] == []
+    assert PINNED_ACTION.match(f"actions/checkout@{'a' * 40}")
+    assert PINNED_ACTION.match("imranismail/setup-kustomize@v2.1.0")
+
+
+def test_dependabot_watches_actions_pip_and_docker() -> None:
+    config = yaml.safe_load((REPO / ".github" / "dependabot.yml").read_text())
+    assert config["version"] == 2
+    updates = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert {"github-actions", "pip", "docker"} <= updates.keys()
+    assert updates["pip"]["directory"] == "/"
+    assert (REPO / "requirements.txt").is_file() and (REPO / "requirements-serve.txt").is_file()
+    # Every place an image is named: the Dockerfiles and the manifests that name images.
+    docker = set(updates["docker"]["directories"])
+    named = {
+        f"/{path.parent.relative_to(REPO)}"
+        for path in [*DEPLOY.rglob("*Dockerfile"), *DEPLOY.rglob("*.yaml")]
+        if re.search(r"^(FROM|\s+image:) \S+:\S+", path.read_text(), flags=re.MULTILINE)
+    }
+    assert named == docker == {"/deploy/docker", "/deploy/k8s/base", "/deploy/k8s/training"}
+    for update in config["updates"]:
+        assert update["schedule"]["interval"] in ("daily", "weekly", "monthly")
