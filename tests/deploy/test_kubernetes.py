@@ -115,7 +115,7 @@ def test_secrets_and_config_come_from_kubernetes_objects(production: Objects) ->
 
 
 def assert_valid_overrides(text: str) -> None:
-    known = set(ServeSettings.__dataclass_fields__)
+    known = set(ServeSettings.model_fields)
     overrides = yaml.safe_load(text)
     assert overrides and set(overrides) <= known, set(overrides) - known
 
