@@ -1,33 +1,30 @@
-"""A callback that records epoch-level metrics for training-curve plots."""
+"""Per-epoch training history for `dvc plots`, from Lightning's CSVLogger.
+
+CSVLogger writes one row per logging call, so an epoch's train metrics and its validation
+metrics land on separate rows (each with the epoch number); this folds them into one row per
+epoch and keeps only the train/ and val/ metrics.
+"""
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
+import csv
+from pathlib import Path
+
+STAGE_PREFIXES = ("train/", "val/")
 
 
-class EpochHistory(pl.Callback):
-    """Collects one row of train/val metrics per finished epoch.
-
-    Rows are taken when the next epoch starts (and when fit ends) because callbacks'
-    on_train_epoch_end runs before the module has logged its epoch-level train metrics.
-    """
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-
-    def _record(self, trainer: pl.Trainer) -> None:
-        row = {
-            key: float(value)
-            for key, value in trainer.callback_metrics.items()
-            if key.startswith(("train/", "val/"))
-        }
-        finished_epoch = trainer.current_epoch - 1
-        seen = {r["epoch"] for r in self.rows}
-        if row and finished_epoch >= 0 and finished_epoch not in seen:
-            self.rows.append({"epoch": float(finished_epoch), **row})
-
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._record(trainer)
-
-    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._record(trainer)
+def epoch_rows(metrics_csv: Path) -> list[dict[str, float]]:
+    """Return one {epoch, train/..., val/...} row per epoch of a CSVLogger metrics.csv."""
+    if not metrics_csv.is_file():
+        return []
+    by_epoch: dict[float, dict[str, float]] = {}
+    with metrics_csv.open(newline="") as handle:
+        for record in csv.DictReader(handle):
+            values = {
+                key: float(value)
+                for key, value in record.items()
+                if key.startswith(STAGE_PREFIXES) and value not in ("", None)
+            }
+            if values and record.get("epoch"):
+                by_epoch.setdefault(float(record["epoch"]), {}).update(values)
+    return [{"epoch": epoch, **by_epoch[epoch]} for epoch in sorted(by_epoch)]

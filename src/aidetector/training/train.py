@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
 from torch import nn
 
 from aidetector.classes import ClassOrder
@@ -24,7 +25,7 @@ from aidetector.tracking import (
     tracking_uri,
 )
 from aidetector.training.calibrate import Calibration, CalibrationSettings, calibrate
-from aidetector.training.history import EpochHistory
+from aidetector.training.history import epoch_rows
 from aidetector.training.module import DetectorModule, class_balanced_weights
 from aidetector.training.quiet import silence_library_noise
 
@@ -90,7 +91,8 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
         save_top_k=1,
         enable_version_counter=False,
     )
-    history = EpochHistory()
+    # Per-epoch metrics for the history plot; a new version folder per run.
+    history = CSVLogger(save_dir=checkpoint_dir, name="history")
     callbacks: list[pl.Callback] = [
         checkpoint,
         EarlyStopping(
@@ -99,7 +101,6 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
             patience=callbacks_cfg.early_stopping_patience,
         ),
         LearningRateMonitor(logging_interval="epoch"),
-        history,
     ]
     trainer_overrides: dict[str, Any] = {}
     if cfg.trainer.sync_batchnorm and cfg.trainer.accelerator == "cpu":
@@ -107,7 +108,7 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
     trainer: pl.Trainer = instantiate(
         cfg.trainer.instantiate_args(),
         callbacks=callbacks,
-        logger=logger,
+        logger=[logger, history],
         default_root_dir=str(checkpoint_dir),
         **trainer_overrides,
     )
@@ -147,7 +148,7 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
         class_order=class_order,
         spec=spec.instantiate_args(),
         run_id=logger.run_id if trainer.is_global_zero else None,
-        history=history.rows,
+        history=epoch_rows(Path(history.log_dir) / "metrics.csv") if trainer.is_global_zero else [],
         is_global_zero=trainer.is_global_zero,
         calibration=calibration,
     )
