@@ -35,7 +35,6 @@ from typing import Any
 import bentoml
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from PIL import Image
 
 from aidetector.classes import FAKE, REAL, ClassOrder
@@ -43,6 +42,7 @@ from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 from aidetector.serving.model_runtime import InferenceEngine
+from aidetector.serving.settings import load_serve_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import Body, multipart_body, run_load
@@ -151,7 +151,7 @@ def main() -> int:
     size = InferenceEngine(demo_dir).image_size
     demo_images = unique_jpegs(24000, size, seed=1)
     big_images = unique_jpegs(2000, 224, seed=2)
-    threads = int(OmegaConf.load(stack.params).serve.cpu_threads)
+    threads = load_serve_settings(Path(stack.params)).cpu_threads
     service, bench = "aidetector.serving.service:AIDetector", Path(__file__).parent
     redis_url = f"redis://127.0.0.1:{stack.redis_port}/0"
     references: dict[str, list[float]] = {"demo": [], "224": []}
