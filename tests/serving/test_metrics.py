@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+
 import pytest
+import requests
 
 from .conftest import BentoServer
 from .images import RAW, unique_jpeg
@@ -87,3 +91,34 @@ def test_feedback_rejects_unknown_image_ids(server: BentoServer) -> None:
     response = server.post("/feedback", json={"image_id": "f" * 64, "label": "FAKE"})
     assert response.status_code == 404
     assert "unknown image_id" in response.json()["error"]
+
+
+def series(metrics_text: str) -> set[str]:
+    """Each sample's name and labels, without its value."""
+    return {
+        line.rsplit(" ", 1)[0] for line in metrics_text.splitlines() if not line.startswith("#")
+    }
+
+
+def test_random_paths_add_no_metric_series(server: BentoServer) -> None:
+    def scan(count: int) -> None:
+        with requests.Session() as session:
+            for i in range(count):
+                path = f"/{secrets.token_hex(8)}/{i}"
+                if i % 4 == 0:  # with the key: 404 (or 405) rather than 401
+                    session.post(server.url + path, headers=server.headers(), timeout=10)
+                else:
+                    session.get(server.url + path, timeout=10)
+
+    scan(8)  # the one label for unmatched paths, with each status it can get
+    before = server.get("/metrics").text
+    scan(1000)
+    after = server.get("/metrics").text
+    assert series(after) == series(before)
+    growth = len(after) / len(before) - 1
+    assert growth < 0.05, f"/metrics grew {growth:.1%}: {len(before)} -> {len(after)} bytes"
+    endpoints = set(re.findall(r'bentoml_service_request_total\{endpoint="([^"]*)"', after))
+    assert "<unmatched>" in endpoints
+    assert endpoints <= {"<unmatched>", "/predict", "/predict_batch", "/feedback", "/",
+                         "/infer_arrays", "/livez", "/readyz", "/healthz", "/schema.json",
+                         "/docs.json", "/static_content/{path}"}  # fmt: skip

@@ -19,12 +19,13 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from starlette.requests import Request
 
 from aidetector.serving.access import AccessMiddleware
-from aidetector.serving.bentoml_internals import find_batch_runner
+from aidetector.serving.bentoml_internals import find_batch_runner, label_http_metrics_by_route
 from aidetector.serving.cache import PredictionCache
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.logging_json import RateLimitedWarner, log_event
 from aidetector.serving.metrics import (
     initialise_label_values,
+    route_label,
     service_metrics,
     start_resource_sampler,
 )
@@ -37,6 +38,9 @@ from aidetector.serving.verdicts import Predictor
 # Read at import: BentoML needs batching and traffic settings when it decorates the class.
 SETTINGS = load_serve_settings()
 TENSOR_API = "infer_arrays"
+# Before BentoML builds the app: its HTTP metrics are labelled by route, so random URLs
+# cannot grow /metrics (bentoml_internals.py).
+label_http_metrics_by_route(route_label)
 
 
 @bentoml.service(
