@@ -34,10 +34,11 @@ from omegaconf import OmegaConf
 from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.config import compose_params
 from aidetector.inference import collect_features_and_logits, run_batch
-from aidetector.models.artifact import load_model_dir, save_model_dir
+from aidetector.models.artifact import load_model_dir, read_model_config, save_model_dir
 from aidetector.models.domain import DomainProfile, FeatureGaussian, fit_domain_profile
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
+from aidetector.serving.cache import ModelKey
 
 from .images import TRAINING_SIZE, encode, photo
 
@@ -124,6 +125,13 @@ class TinyModel:
     version: str
     readable_name: str
     tag: str
+    registered_model: str
+    weights_sha256: str
+
+    @property
+    def model_key(self) -> ModelKey:
+        """What the server keys this model's cached verdicts by."""
+        return ModelKey(self.registered_model, self.version, self.weights_sha256)
 
 
 @dataclass
@@ -260,8 +268,11 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
              "--report", str(report)],
             env=env.env(), check=True, cwd=PROJECT_ROOT, capture_output=True,
         )  # fmt: skip
-        tag = json.loads(report.read_text())["model_tag"]
-        env.models[version] = TinyModel(model_dir, version, readable, tag)
+        summary = json.loads(report.read_text())
+        sha = read_model_config(model_dir)["weights_sha256"]
+        env.models[version] = TinyModel(
+            model_dir, version, readable, summary["model_tag"], summary["registered_model"], sha
+        )
     return env
 
 

@@ -92,6 +92,7 @@ class AIDetector:
                 stored.tag.name,
                 engine.precision,
                 engine.loaded.class_order,
+                engine.weights_sha256,
             )
             engine.warm_up(SETTINGS.max_batch_size)
             start_resource_sampler(self.metrics, gpu=engine.device.startswith("cuda"))
