@@ -8,7 +8,7 @@ import secrets
 import pytest
 import requests
 
-from .conftest import BentoServer
+from .conftest import FEEDBACK_KEYS, BentoServer
 from .images import RAW, unique_jpeg
 
 LOG_FIELDS = {
@@ -64,27 +64,41 @@ def test_one_json_log_line_per_inference(server: BentoServer) -> None:
     assert line["confidence"] == pytest.approx(body["confidence"])
 
 
-def test_feedback_updates_the_rolling_model_accuracy(server: BentoServer) -> None:
+def test_feedback_from_two_sources_updates_the_rolling_model_accuracy(
+    server: BentoServer,
+) -> None:
     right = server.post("/predict", data=unique_jpeg(302), headers=RAW).json()
     wrong = server.post("/predict", data=unique_jpeg(303), headers=RAW).json()
+    also_right = server.post("/predict", data=unique_jpeg(304), headers=RAW).json()
     flip = {"REAL": "FAKE", "FAKE": "REAL"}
+    labeller_b = {"X-API-Key": FEEDBACK_KEYS["labeller-b"]}
     first = server.post("/feedback", json={"image_id": right["image_id"], "label": right["label"]})
     assert first.status_code == 200 and first.json()["correct"] is True
     second = server.post(
-        "/feedback", json={"image_id": wrong["image_id"], "label": flip[wrong["label"]].lower()}
+        "/feedback",
+        json={"image_id": wrong["image_id"], "label": flip[wrong["label"]].lower()},
+        headers=labeller_b,
     ).json()
-    assert second["correct"] is False and second["samples"] == first.json()["samples"] + 1
+    # Labels from two sources (labeller-a, labeller-b): the window counts.
+    assert second["correct"] is False and second["sources"] >= second["sources_needed"] == 2
     samples = second["samples"]
-    expected = (first.json()["model_accuracy"] * (samples - 1)) / samples
-    assert second["model_accuracy"] == pytest.approx(expected)
+    assert samples >= 2
+    third = server.post(
+        "/feedback", json={"image_id": also_right["image_id"], "label": also_right["label"]}
+    ).json()
+    expected = (second["model_accuracy"] * samples + 1) / (samples + 1)
+    assert third["samples"] == samples + 1
+    assert third["model_accuracy"] == pytest.approx(expected)
     assert server.metric("model_accuracy", model_version="1") == pytest.approx(expected)
-    assert server.metric("model_accuracy_samples", model_version="1") == samples
+    assert server.metric("model_accuracy_samples", model_version="1") == samples + 1
     # A corrected label for the same image replaces the earlier one instead of adding to it.
     again = server.post(
-        "/feedback", json={"image_id": wrong["image_id"], "label": wrong["label"]}
+        "/feedback",
+        json={"image_id": wrong["image_id"], "label": wrong["label"]},
+        headers=labeller_b,
     ).json()
-    assert again["samples"] == samples and again["correct"] is True
-    assert server.events("feedback")
+    assert again["samples"] == samples + 1 and again["correct"] is True
+    assert {e["source"] for e in server.events("feedback")} >= {"labeller-a", "labeller-b"}
 
 
 def test_feedback_rejects_unknown_image_ids(server: BentoServer) -> None:
