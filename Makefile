@@ -65,10 +65,21 @@ bento: $(STAMP)
 	BENTOML_DO_NOT_TRACK=True $(BIN)/python pipelines/package.py
 
 ## Serve the champion that `make bento` imported on http://127.0.0.1:3000 (the page is at /).
+# Without API_KEY (and without an overrides file of your own) the laptop server opts out of
+# the fail-closed start explicitly, says so, and lets one labeller move model_accuracy.
+ANONYMOUS_OVERRIDES := build/serve-anonymous.yaml
 serve: $(STAMP)
 	@test -f build/package.json || { echo "no build/package.json: run 'make bento' first"; exit 2; }
+	@if [ -z "$$API_KEY" ] && [ -z "$$AIDETECTOR_SERVE_OVERRIDES" ]; then \
+		printf 'allow_anonymous: true\nfeedback_min_sources: 1\n' > $(ANONYMOUS_OVERRIDES); \
+		echo "make serve: API_KEY is unset, so anyone who can reach 127.0.0.1:3000 may predict" \
+			"and send feedback (allow_anonymous: true, $(ANONYMOUS_OVERRIDES)); set API_KEY" \
+			"to require a key"; \
+	fi
 	BENTOML_DO_NOT_TRACK=True AIDETECTOR_MODEL_TAG=$$($(BIN)/python -c \
 		"import json; print(json.load(open('build/package.json'))['model_tag'])") \
+		AIDETECTOR_SERVE_OVERRIDES=$${AIDETECTOR_SERVE_OVERRIDES:-$$(test -n "$$API_KEY" \
+			|| echo $(ANONYMOUS_OVERRIDES))} \
 		$(BIN)/bentoml serve aidetector.serving.service:AIDetector --host 127.0.0.1 --port 3000
 
 clean:

@@ -114,6 +114,41 @@ def test_secrets_and_config_come_from_kubernetes_objects(production: Objects) ->
     assert_valid_overrides(overrides)
 
 
+@pytest.mark.parametrize("overlay", ["overlays/production", "overlays/cpu"])
+def test_access_fails_closed_in_the_cluster(rendered: dict[str, Objects], overlay: str) -> None:
+    objects = rendered[overlay]
+    api = container(objects, "Deployment", API)
+    env = {e["name"]: e for e in api["env"]}
+    example = read_env_file(K8S / "base" / "secret.example.env")
+    for variable, key in (("API_KEY", "api-key"), ("FEEDBACK_API_KEYS", "feedback-api-keys")):
+        ref = env[variable]["valueFrom"]["secretKeyRef"]
+        assert ref["name"] == "ai-image-detector-secrets" and ref["key"] == key
+        # Required: a Secret without the key keeps the pod from starting at all.
+        assert ref.get("optional", False) is False, f"{variable} must not be optional"
+        assert key in example, f"secret.example.env lacks {key}"
+    # Nothing in the cluster opts out of the key.
+    volumes = find(objects, "Deployment", API)["spec"]["template"]["spec"]["volumes"]
+    config_map = next(v["configMap"]["name"] for v in volumes if v["name"] == "config")
+    overrides = yaml.safe_load(
+        find(objects, "ConfigMap", config_map)["data"]["serve-overrides.yaml"]
+    )
+    assert overrides.get("allow_anonymous", False) is False
+    assert ServeSettings.model_fields["allow_anonymous"].is_required()
+    # The service's one-line refusal becomes the termination message `kubectl describe` shows.
+    assert api["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_the_example_keys_are_placeholders_the_service_refuses() -> None:
+    from aidetector.errors import AidetectorError
+    from aidetector.serving.settings import parse_api_keys, parse_feedback_keys
+
+    example = read_env_file(K8S / "base" / "secret.example.env")
+    with pytest.raises(AidetectorError, match="characters"):
+        parse_api_keys(example["api-key"])
+    with pytest.raises(AidetectorError, match="characters"):
+        parse_feedback_keys(example["feedback-api-keys"])
+
+
 def assert_valid_overrides(text: str) -> None:
     known = set(ServeSettings.model_fields)
     overrides = yaml.safe_load(text)

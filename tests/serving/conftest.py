@@ -34,16 +34,26 @@ from omegaconf import OmegaConf
 from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.config import compose_params
 from aidetector.inference import collect_features_and_logits, run_batch
-from aidetector.models.artifact import load_model_dir, save_model_dir
+from aidetector.models.artifact import load_model_dir, read_model_config, save_model_dir
 from aidetector.models.domain import DomainProfile, FeatureGaussian, fit_domain_profile
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
+from aidetector.serving.cache import ModelKey
 
 from .images import TRAINING_SIZE, encode, photo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENTOML = Path(sys.executable).parent / "bentoml"
 API_KEY = "test-key-0123456789"
+# The shared server also takes a second API key, as during a rotation.
+ROTATED_API_KEY = "test-key-rotated-456789"
+FEEDBACK_KEYS = {
+    "labeller-a": "feedback-key-a-0123456789",
+    "labeller-b": "feedback-key-b-0123456789",
+    # Only the rate-limit test sends feedback with this one, so its window starts empty.
+    "labeller-c": "feedback-key-c-0123456789",
+}
+FEEDBACK_API_KEYS = ",".join(f"{source}:{key}" for source, key in FEEDBACK_KEYS.items())
 # Small limits keep the oversized inputs of the bad-input corpus cheap to build and send.
 # The shared servers run on the CPU even where a GPU is present (test_cuda.py covers that).
 SERVE_OVERRIDES = [
@@ -124,6 +134,13 @@ class TinyModel:
     version: str
     readable_name: str
     tag: str
+    registered_model: str
+    weights_sha256: str
+
+    @property
+    def model_key(self) -> ModelKey:
+        """What the server keys this model's cached verdicts by."""
+        return ModelKey(self.registered_model, self.version, self.weights_sha256)
 
 
 @dataclass
@@ -138,7 +155,8 @@ class ServingEnv:
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for child processes: this store, these params, no ambient secrets."""
-        env = {k: v for k, v in os.environ.items() if k not in ("API_KEY", "SENTRY_DSN")}
+        ambient = ("API_KEY", "FEEDBACK_API_KEYS", "SENTRY_DSN")
+        env = {k: v for k, v in os.environ.items() if k not in ambient}
         env.update(
             BENTOML_HOME=str(self.bentoml_home),
             AIDETECTOR_PARAMS=str(self.params_path),
@@ -260,8 +278,11 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
              "--report", str(report)],
             env=env.env(), check=True, cwd=PROJECT_ROOT, capture_output=True,
         )  # fmt: skip
-        tag = json.loads(report.read_text())["model_tag"]
-        env.models[version] = TinyModel(model_dir, version, readable, tag)
+        summary = json.loads(report.read_text())
+        sha = read_model_config(model_dir)["weights_sha256"]
+        env.models[version] = TinyModel(
+            model_dir, version, readable, summary["model_tag"], summary["registered_model"], sha
+        )
     return env
 
 
@@ -284,12 +305,15 @@ class BentoServer:
     process: subprocess.Popen[bytes]
     log_path: Path
     api_key: str | None = None
+    # Sent to /feedback instead of api_key (labeller-a's on the servers start_server starts).
+    feedback_key: str | None = None
 
-    def headers(self, **extra: str) -> dict[str, str]:
-        return {**({"X-API-Key": self.api_key} if self.api_key else {}), **extra}
+    def headers(self, path: str = "", **extra: str) -> dict[str, str]:
+        key = self.feedback_key if path == "/feedback" and self.feedback_key else self.api_key
+        return {**({"X-API-Key": key} if key else {}), **extra}
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
-        headers = self.headers(**kwargs.pop("headers", {}))
+        headers = self.headers(path, **kwargs.pop("headers", {}))
         return requests.post(self.url + path, headers=headers, timeout=60, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
@@ -320,8 +344,16 @@ class BentoServer:
                 self.process.wait()
 
 
-def start_server(env: dict[str, str], log_path: Path, api_key: str | None = None) -> BentoServer:
+def start_server(
+    env: dict[str, str],
+    log_path: Path,
+    api_key: str | None = API_KEY,
+    feedback_keys: str | None = FEEDBACK_API_KEYS,
+) -> BentoServer:
     """Start `bentoml serve` on a free port (not waiting for readiness).
+
+    API_KEY and FEEDBACK_API_KEYS come from the arguments (None: unset), whatever env says;
+    without an API key the service refuses to start unless serve.allow_anonymous is true.
 
     Each server gets its own BENTOML_HOME sharing the model store: `bentoml serve` empties
     $BENTOML_HOME/prometheus_multiproc_dir at start, which would wipe a running server's
@@ -332,14 +364,21 @@ def start_server(env: dict[str, str], log_path: Path, api_key: str | None = None
     home = log_path.parent / f"bentoml-home-{port}"
     home.mkdir()
     (home / "models").symlink_to(store / "models", target_is_directory=True)
-    env = {**env, "BENTOML_HOME": str(home)}
+    env = {
+        **env,
+        "BENTOML_HOME": str(home),
+        "API_KEY": api_key or "",
+        "FEEDBACK_API_KEYS": feedback_keys or "",
+    }
     log = log_path.open("wb")
     process = subprocess.Popen(
         [str(BENTOML), "serve", "aidetector.serving.service:AIDetector",
          "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True,
     )  # fmt: skip
-    return BentoServer(f"http://127.0.0.1:{port}", process, log_path, api_key)
+    feedback_key = FEEDBACK_KEYS["labeller-a"] if feedback_keys == FEEDBACK_API_KEYS else None
+    first_key = api_key.split(",")[0] if api_key else None  # the client sends one
+    return BentoServer(f"http://127.0.0.1:{port}", process, log_path, first_key, feedback_key)
 
 
 def wait_until(server: BentoServer, path: str, status: int, timeout: float = 180.0) -> None:
@@ -359,12 +398,11 @@ def wait_until(server: BentoServer, path: str, status: int, timeout: float = 180
 
 @pytest.fixture(scope="session")
 def server(serving_env: ServingEnv, redis_server: RedisServer) -> Iterator[BentoServer]:
-    """The shared server: model version 1, Redis on, API key required."""
+    """The shared server: model version 1, Redis on, two API keys and three feedback keys."""
     env = serving_env.env(
-        AIDETECTOR_MODEL_TAG=serving_env.models["1"].tag, REDIS_URL=redis_server.url,
-        API_KEY=API_KEY,
-    )  # fmt: skip
-    handle = start_server(env, serving_env.root / "server.log", API_KEY)
+        AIDETECTOR_MODEL_TAG=serving_env.models["1"].tag, REDIS_URL=redis_server.url
+    )
+    handle = start_server(env, serving_env.root / "server.log", f"{API_KEY},{ROTATED_API_KEY}")
     try:
         wait_until(handle, "/readyz", 200)
         yield handle

@@ -13,9 +13,12 @@ from aidetector.serving.bentoml_internals import (
     SUPPORTED_BENTOML,
     bound_cork_wait,
     container_user_and_home,
+    http_metrics_middleware,
+    label_http_metrics_by_route,
     new_cork_optimizer,
     unsupported_reason,
 )
+from aidetector.serving.metrics import route_label
 
 
 def test_the_installed_bentoml_is_the_supported_one() -> None:
@@ -47,3 +50,21 @@ def test_a_burst_cannot_teach_the_batcher_to_wait_for_seconds() -> None:
 def test_the_container_user_is_bentomls_unprivileged_one() -> None:
     uid, home = container_user_and_home()
     assert uid > 0 and home.startswith("/")
+
+
+def test_bentoml_builds_its_http_metrics_from_the_relabelled_class() -> None:
+    import inspect
+
+    from _bentoml_impl.server.app import ServiceAppFactory
+
+    label_http_metrics_by_route(route_label)
+    label_http_metrics_by_route(route_label)  # idempotent: one subclass, not a chain
+    relabelled = http_metrics_middleware()
+    assert getattr(relabelled, "labels_by_route", False)
+    assert not getattr(relabelled.__mro__[1], "labels_by_route", False)
+    # BentoML must still import the class by name when it builds the app, or the
+    # replacement is never used (test_metrics.py checks the effect on a live server).
+    source = inspect.getsource(ServiceAppFactory)
+    assert "from bentoml._internal.server.http.instruments import (" in source
+    assert "RunnerTrafficMetricsMiddleware," in source
+    assert 'endpoint = scope["path"]' in inspect.getsource(relabelled.__mro__[1].__call__)

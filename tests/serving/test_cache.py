@@ -10,7 +10,13 @@ import time
 import pytest
 from prometheus_client import REGISTRY
 
-from aidetector.serving.cache import KEY_PREFIX, CachedPrediction, PredictionCache, cache_key
+from aidetector.serving.cache import (
+    KEY_PREFIX,
+    CachedPrediction,
+    ModelKey,
+    PredictionCache,
+    cache_key,
+)
 from aidetector.serving.logging_json import RateLimitedWarner
 from aidetector.serving.metrics import service_metrics
 
@@ -25,6 +31,13 @@ def make_cache(url: str | None, **overrides: float) -> PredictionCache:
 
 
 Cached = list[CachedPrediction | None]
+WEIGHTS = "ab" * 32
+
+
+def model(version: str, name: str = "ai-image-detector", weights: str = WEIGHTS) -> ModelKey:
+    return ModelKey(name, version, weights)
+
+
 A = CachedPrediction(0.25, 3.5, 48, 40)
 B = CachedPrediction(0.75, 12.0, 384, 320)
 
@@ -40,21 +53,53 @@ def counter(name: str) -> float:
 def test_verdicts_are_keyed_by_model_version_with_a_ttl(redis_server: RedisServer) -> None:
     async def scenario() -> tuple[Cached, Cached]:
         cache = make_cache(redis_server.url, ttl_s=120)
-        await cache.set_many("11", {"a" * 64: A, "b" * 64: B})
-        same = await cache.get_many("11", ["a" * 64, "b" * 64, "c" * 64])
-        promoted = await cache.get_many("12", ["a" * 64])
+        await cache.set_many(model("11"), {"a" * 64: A, "b" * 64: B})
+        same = await cache.get_many(model("11"), ["a" * 64, "b" * 64, "c" * 64])
+        promoted = await cache.get_many(model("12"), ["a" * 64])
         await cache.close()
         return same, promoted
 
     same, promoted = asyncio.run(scenario())
     assert same == [A, B, None]
     assert promoted == [None]  # a new champion never sees the old verdicts
-    assert 0 < redis_server.client().ttl(cache_key("11", "a" * 64)) <= 120
+    assert 0 < redis_server.client().ttl(cache_key(model("11"), "a" * 64)) <= 120
 
 
 def test_keys_carry_a_format_version_so_old_float_values_are_never_read() -> None:
-    assert cache_key("11", "a" * 64) == f"aidetector:v2:prediction:11:{'a' * 64}"
+    assert cache_key(model("11"), "a" * 64) == (
+        f"aidetector:v2:prediction:ai-image-detector:11:{WEIGHTS}:{'a' * 64}"
+    )
     assert KEY_PREFIX != "aidetector:prediction"  # where bare floats were stored
+
+
+def test_models_sharing_a_redis_never_read_each_others_verdicts(
+    redis_server: RedisServer,
+) -> None:
+    image_id = "a" * 64
+    ours = model("7")
+    others = [model("7", name="other-detector"), model("7", weights="cd" * 32), model("8")]
+
+    async def scenario() -> list[Cached]:
+        cache = make_cache(redis_server.url)
+        await cache.set_many(ours, {image_id: A})
+        results = [await cache.get_many(m, [image_id]) for m in [ours, *others]]
+        await cache.close()
+        return results
+
+    assert asyncio.run(scenario()) == [[A], [None], [None], [None]]
+    assert len({cache_key(m, image_id) for m in [ours, *others]}) == 4
+
+
+@pytest.mark.parametrize(("name", "version"), [("a:b", "1"), ("a", "b:1"), ("a/b c", "1")])
+def test_names_and_versions_are_quoted_so_keys_cannot_collide(name: str, version: str) -> None:
+    key = cache_key(model(version, name=name), "a" * 64)
+    assert key.count(":") == 6  # aidetector:v2:prediction:name:version:sha:image
+    assert key != cache_key(model("1", name="a"), "a" * 64)
+
+
+def test_a_model_key_needs_the_weights_sha256() -> None:
+    with pytest.raises(ValueError, match="64 hex digits"):
+        ModelKey("ai-image-detector", "1", "")
 
 
 def test_values_are_a_compact_json_array_and_round_trip_exactly(
@@ -64,13 +109,13 @@ def test_values_are_a_compact_json_array_and_round_trip_exactly(
 
     async def scenario() -> Cached:
         cache = make_cache(redis_server.url)
-        await cache.set_many("13", {"d" * 64: value})
-        result = await cache.get_many("13", ["d" * 64])
+        await cache.set_many(model("13"), {"d" * 64: value})
+        result = await cache.get_many(model("13"), ["d" * 64])
         await cache.close()
         return result
 
     assert asyncio.run(scenario()) == [value]
-    stored = redis_server.client().get(cache_key("13", "d" * 64))
+    stored = redis_server.client().get(cache_key(model("13"), "d" * 64))
     assert stored == f"[{value.prob_fake!r},{value.domain_score!r},48,40]"
 
 
@@ -79,13 +124,13 @@ def test_a_model_without_a_domain_profile_stores_a_null_distance(
 ) -> None:
     async def scenario() -> Cached:
         cache = make_cache(redis_server.url)
-        await cache.set_many("14", {"e" * 64: CachedPrediction(0.5, math.nan, 48, 40)})
-        result = await cache.get_many("14", ["e" * 64])
+        await cache.set_many(model("14"), {"e" * 64: CachedPrediction(0.5, math.nan, 48, 40)})
+        result = await cache.get_many(model("14"), ["e" * 64])
         await cache.close()
         return result
 
     (result,) = asyncio.run(scenario())
-    assert redis_server.client().get(cache_key("14", "e" * 64)) == "[0.5,null,48,40]"
+    assert redis_server.client().get(cache_key(model("14"), "e" * 64)) == "[0.5,null,48,40]"
     assert result is not None and math.isnan(result.domain_score) and result.prob_fake == 0.5
 
 
@@ -119,15 +164,15 @@ def test_garbage_under_a_key_is_a_counted_miss(redis_server: RedisServer) -> Non
     client = redis_server.client()
     ids = [f"{i:064x}" for i in range(len(GARBAGE))]
     for image_id, garbage in zip(ids, GARBAGE, strict=True):
-        client.set(cache_key("15", image_id), garbage)
-    client.set(cache_key("15", "f" * 64), b"\xff\xfe\x00")  # not even UTF-8
+        client.set(cache_key(model("15"), image_id), garbage)
+    client.set(cache_key(model("15"), "f" * 64), b"\xff\xfe\x00")  # not even UTF-8
     good = "a" * 64
-    client.set(cache_key("15", good), A.encode())
+    client.set(cache_key(model("15"), good), A.encode())
     hits, misses = counter("cache_hits_total"), counter("cache_misses_total")
 
     async def scenario() -> Cached:
         cache = make_cache(redis_server.url)
-        result = await cache.get_many("15", [*ids, "f" * 64, good])
+        result = await cache.get_many(model("15"), [*ids, "f" * 64, good])
         await cache.close()
         return result
 
@@ -139,7 +184,7 @@ def test_garbage_under_a_key_is_a_counted_miss(redis_server: RedisServer) -> Non
 def test_without_a_url_the_cache_is_off() -> None:
     cache = make_cache(None)
     assert not cache.enabled
-    assert asyncio.run(cache.get_many("1", ["e" * 64])) == [None]
+    assert asyncio.run(cache.get_many(model("1"), ["e" * 64])) == [None]
 
 
 def test_redis_down_answers_misses_quickly_then_skips_it_for_a_while() -> None:
@@ -148,10 +193,10 @@ def test_redis_down_answers_misses_quickly_then_skips_it_for_a_while() -> None:
 
     async def scenario() -> tuple[float, Cached, Cached]:
         started = time.perf_counter()
-        first = await cache.get_many("1", ["f" * 64])
+        first = await cache.get_many(model("1"), ["f" * 64])
         elapsed = time.perf_counter() - started
-        second = await cache.get_many("1", ["f" * 64])
-        await cache.set_many("1", {"f" * 64: A})
+        second = await cache.get_many(model("1"), ["f" * 64])
+        await cache.set_many(model("1"), {"f" * 64: A})
         return elapsed, first, second
 
     elapsed, first, second = asyncio.run(scenario())
@@ -172,7 +217,7 @@ def test_a_slow_redis_hits_the_short_timeout(redis_server: RedisServer) -> None:
         sleeper.start()
         await asyncio.sleep(0.1)  # let DEBUG SLEEP block the server
         started = time.perf_counter()
-        result = await cache.get_many("1", ["0" * 64])
+        result = await cache.get_many(model("1"), ["0" * 64])
         return time.perf_counter() - started, result
 
     elapsed, result = asyncio.run(scenario())

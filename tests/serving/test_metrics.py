@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+import secrets
 
-from .conftest import BentoServer
+import pytest
+import requests
+
+from .conftest import FEEDBACK_KEYS, BentoServer
 from .images import RAW, unique_jpeg
 
 LOG_FIELDS = {
@@ -60,30 +64,75 @@ def test_one_json_log_line_per_inference(server: BentoServer) -> None:
     assert line["confidence"] == pytest.approx(body["confidence"])
 
 
-def test_feedback_updates_the_rolling_model_accuracy(server: BentoServer) -> None:
+def test_feedback_from_two_sources_updates_the_rolling_model_accuracy(
+    server: BentoServer,
+) -> None:
     right = server.post("/predict", data=unique_jpeg(302), headers=RAW).json()
     wrong = server.post("/predict", data=unique_jpeg(303), headers=RAW).json()
+    also_right = server.post("/predict", data=unique_jpeg(304), headers=RAW).json()
     flip = {"REAL": "FAKE", "FAKE": "REAL"}
+    labeller_b = {"X-API-Key": FEEDBACK_KEYS["labeller-b"]}
     first = server.post("/feedback", json={"image_id": right["image_id"], "label": right["label"]})
     assert first.status_code == 200 and first.json()["correct"] is True
     second = server.post(
-        "/feedback", json={"image_id": wrong["image_id"], "label": flip[wrong["label"]].lower()}
+        "/feedback",
+        json={"image_id": wrong["image_id"], "label": flip[wrong["label"]].lower()},
+        headers=labeller_b,
     ).json()
-    assert second["correct"] is False and second["samples"] == first.json()["samples"] + 1
+    # Labels from two sources (labeller-a, labeller-b): the window counts.
+    assert second["correct"] is False and second["sources"] >= second["sources_needed"] == 2
     samples = second["samples"]
-    expected = (first.json()["model_accuracy"] * (samples - 1)) / samples
-    assert second["model_accuracy"] == pytest.approx(expected)
+    assert samples >= 2
+    third = server.post(
+        "/feedback", json={"image_id": also_right["image_id"], "label": also_right["label"]}
+    ).json()
+    expected = (second["model_accuracy"] * samples + 1) / (samples + 1)
+    assert third["samples"] == samples + 1
+    assert third["model_accuracy"] == pytest.approx(expected)
     assert server.metric("model_accuracy", model_version="1") == pytest.approx(expected)
-    assert server.metric("model_accuracy_samples", model_version="1") == samples
+    assert server.metric("model_accuracy_samples", model_version="1") == samples + 1
     # A corrected label for the same image replaces the earlier one instead of adding to it.
     again = server.post(
-        "/feedback", json={"image_id": wrong["image_id"], "label": wrong["label"]}
+        "/feedback",
+        json={"image_id": wrong["image_id"], "label": wrong["label"]},
+        headers=labeller_b,
     ).json()
-    assert again["samples"] == samples and again["correct"] is True
-    assert server.events("feedback")
+    assert again["samples"] == samples + 1 and again["correct"] is True
+    assert {e["source"] for e in server.events("feedback")} >= {"labeller-a", "labeller-b"}
 
 
 def test_feedback_rejects_unknown_image_ids(server: BentoServer) -> None:
     response = server.post("/feedback", json={"image_id": "f" * 64, "label": "FAKE"})
     assert response.status_code == 404
     assert "unknown image_id" in response.json()["error"]
+
+
+def series(metrics_text: str) -> set[str]:
+    """Each sample's name and labels, without its value."""
+    return {
+        line.rsplit(" ", 1)[0] for line in metrics_text.splitlines() if not line.startswith("#")
+    }
+
+
+def test_random_paths_add_no_metric_series(server: BentoServer) -> None:
+    def scan(count: int) -> None:
+        with requests.Session() as session:
+            for i in range(count):
+                path = f"/{secrets.token_hex(8)}/{i}"
+                if i % 4 == 0:  # with the key: 404 (or 405) rather than 401
+                    session.post(server.url + path, headers=server.headers(), timeout=10)
+                else:
+                    session.get(server.url + path, timeout=10)
+
+    scan(8)  # the one label for unmatched paths, with each status it can get
+    before = server.get("/metrics").text
+    scan(1000)
+    after = server.get("/metrics").text
+    assert series(after) == series(before)
+    growth = len(after) / len(before) - 1
+    assert growth < 0.05, f"/metrics grew {growth:.1%}: {len(before)} -> {len(after)} bytes"
+    endpoints = set(re.findall(r'bentoml_service_request_total\{endpoint="([^"]*)"', after))
+    assert "<unmatched>" in endpoints
+    assert endpoints <= {"<unmatched>", "/predict", "/predict_batch", "/feedback", "/",
+                         "/infer_arrays", "/livez", "/readyz", "/healthz", "/schema.json",
+                         "/docs.json", "/static_content/{path}"}  # fmt: skip

@@ -13,7 +13,15 @@ import yaml
 
 from aidetector.serving.package import bento_model_version
 
-from .conftest import BENTOML, PROJECT_ROOT, BentoServer, ServingEnv, free_port, wait_until
+from .conftest import (
+    API_KEY,
+    BENTOML,
+    PROJECT_ROOT,
+    BentoServer,
+    ServingEnv,
+    free_port,
+    wait_until,
+)
 from .images import RAW, unique_jpeg
 
 
@@ -92,7 +100,7 @@ def test_the_bento_builds_in_the_v2_format_and_serves(
     # copy of the page must come back from GET /.
     page = src / "aidetector" / "serving" / "static" / "index.html"
     page.write_text(page.read_text() + "<!-- served from the Bento -->\n")
-    env = {k: v for k, v in serving_env.env().items() if k != "PYTHONPATH"}
+    env = {k: v for k, v in serving_env.env(API_KEY=API_KEY).items() if k != "PYTHONPATH"}
     port = free_port()
     log_path = tmp_path / "bento-serve.log"
     with log_path.open("wb") as log:
@@ -102,7 +110,7 @@ def test_the_bento_builds_in_the_v2_format_and_serves(
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
             start_new_session=True,
         )  # fmt: skip
-    server = BentoServer(f"http://127.0.0.1:{port}", process, log_path)
+    server = BentoServer(f"http://127.0.0.1:{port}", process, log_path, API_KEY)
     try:
         wait_until(server, "/readyz", 200)
         verdict = server.post("/predict", data=unique_jpeg(4242), headers=RAW)

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from aidetector.models.artifact import load_model_dir
-from aidetector.serving.cache import CachedPrediction, cache_key
+from aidetector.serving.cache import KEY_PREFIX, CachedPrediction, cache_key
 
 from .conftest import (
     BentoServer,
@@ -81,16 +81,18 @@ def test_batch_keeps_input_order_and_matches_offline(
     np.testing.assert_allclose([r["prob_fake"] for r in results], expected, atol=1e-5)
 
 
-def test_repeated_image_is_a_cache_hit_keyed_by_version(
-    server: BentoServer, redis_server: RedisServer
+def test_repeated_image_is_a_cache_hit_keyed_by_model_version_and_weights(
+    server: BentoServer, serving_env: ServingEnv, redis_server: RedisServer
 ) -> None:
     data = unique_jpeg(2)
     first = server.post("/predict", data=data, headers=RAW).json()
     second = server.post("/predict", data=data, headers=RAW).json()
     assert (first["cached"], second["cached"]) == (False, True)
     assert second["prob_fake"] == first["prob_fake"]
-    key = cache_key("1", first["image_id"])
-    assert key == f"aidetector:v2:prediction:1:{first['image_id']}"
+    key = cache_key(serving_env.models["1"].model_key, first["image_id"])
+    model = serving_env.models["1"]
+    name = model.registered_model
+    assert key == f"aidetector:v2:prediction:{name}:1:{model.weights_sha256}:{first['image_id']}"
     assert 0 < redis_server.client().ttl(key) <= 3600
     # Everything a verdict needs: a hit opens no image, yet knows its native size.
     stored = CachedPrediction.decode(redis_server.client().get(key))
@@ -122,8 +124,8 @@ def test_promoting_a_new_champion_changes_the_cache_key(
         assert promoted.post("/predict", data=data, headers=RAW).json()["cached"] is True
     finally:
         promoted.stop()
-    keys = set(redis_server.client().keys(cache_key("*", old["image_id"])))
-    assert keys == {cache_key(v, old["image_id"]) for v in ("1", "2")}
+    keys = set(redis_server.client().keys(f"{KEY_PREFIX}:*:{old['image_id']}"))
+    assert keys == {cache_key(serving_env.models[v].model_key, old["image_id"]) for v in "12"}
 
 
 def test_redis_stopping_mid_run_still_serves_only_200s(
@@ -150,18 +152,26 @@ def test_redis_stopping_mid_run_still_serves_only_200s(
 
 
 def test_garbage_in_the_cache_is_recomputed_not_a_500(
-    server: BentoServer, redis_server: RedisServer
+    server: BentoServer, serving_env: ServingEnv, redis_server: RedisServer
 ) -> None:
     data = unique_jpeg(260)
     image_id = hashlib.sha256(data).hexdigest()
-    key = cache_key("1", image_id)
-    for garbage in ("0.25", "[0.25, 1.0]", '["x", null, 48, 40]', "\x00garbage"):
+    model = serving_env.models["1"].model_key
+    key = cache_key(model, image_id)
+    garbage_values = (
+        "0.25", "[0.25, 1.0]", '["x", null, 48, 40]', "\x00garbage", "[NaN, 1.0, 48, 40]",
+        "[1.5, 1.0, 48, 40]", "[-0.1, 1.0, 48, 40]", "[0.5, Infinity, 48, 40]",
+        "[0.5, 1.0, 0, 40]", "[0.5, 1.0, 48, 1e400]", "[true, 1.0, 48, 40]", "{}",
+    )  # fmt: skip
+    for garbage in garbage_values:
         redis_server.client().set(key, garbage)
         response = server.post("/predict", data=data, headers=RAW)
         assert response.status_code == 200, (garbage, response.text)
         assert response.json()["cached"] is False, garbage
         # The miss was recomputed and stored over the garbage.
-        assert CachedPrediction.decode(redis_server.client().get(key)) is not None
+        stored = redis_server.client().get(key)
+        assert stored != garbage and CachedPrediction.decode(stored) is not None, garbage
+        assert server.post("/predict", data=data, headers=RAW).json()["cached"] is True
     redis_server.client().set(key, "not json")
     batch = server.post(
         "/predict_batch", data=multipart([("files", data), ("files", data)]), headers=MULTIPART
@@ -169,7 +179,7 @@ def test_garbage_in_the_cache_is_recomputed_not_a_500(
     assert batch.status_code == 200, batch.text
     assert [r["cached"] for r in batch.json()["results"]] == [False, False]
     # /feedback looks verdicts up in the cache too; garbage there is "unknown", not a 500.
-    redis_server.client().set(cache_key("1", "e" * 64), "[1, 2, 3]")
+    redis_server.client().set(cache_key(model, "e" * 64), "[1, 2, 3]")
     assert server.post("/feedback", json={"image_id": "e" * 64, "label": "REAL"}).status_code == 404
 
 

@@ -97,3 +97,21 @@ def test_too_small_batches_are_refused() -> None:
     serve = yaml.safe_load(PARAMS.read_text())["serve"]
     with pytest.raises(AidetectorError, match=r"serve\.max_batch_size: expected greater than"):
         ServeSettings.from_mapping({**serve, "max_batch_size": 1})
+
+
+@pytest.mark.parametrize("rate", ["fast", "60 per fortnight", ""])
+def test_a_bad_feedback_rate_names_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: str
+) -> None:
+    overrides = tmp_path / "serve.yaml"
+    overrides.write_text(yaml.safe_dump({"feedback_rate_limit": rate}))
+    monkeypatch.setenv(OVERRIDES_ENV, str(overrides))
+    with pytest.raises(AidetectorError, match=r"feedback_rate_limit.*expected a rate such as"):
+        load_serve_settings(PARAMS)
+
+
+def test_access_is_fail_closed_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(OVERRIDES_ENV, raising=False)
+    settings = load_serve_settings(PARAMS)
+    assert settings.allow_anonymous is False and settings.feedback_min_sources >= 2
+    assert [str(rate) for rate in settings.feedback_rates] == ["60 per 1 minute"]

@@ -1,4 +1,8 @@
-"""PredictionCache: what one image gave, by sha256 of its bytes and model version, in Redis.
+"""PredictionCache: what one image gave, by sha256 of its bytes and the model, in Redis.
+
+The key names the registered model, its version and the sha256 of the weights that ran, so
+two models (or two imports of one version with other weights) sharing a Redis never answer
+with each other's verdicts.
 
 The cache is an optimisation, never a dependency. Every Redis call has a short timeout;
 a failure is counted, warned about (rate-limited) and answered as a miss, and the cache
@@ -24,10 +28,12 @@ import asyncio
 import contextlib
 import json
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
@@ -39,6 +45,25 @@ from aidetector.serving.metrics import ServiceMetrics
 
 # v2: the value became a JSON array; the old prefix held bare floats, which are never read.
 KEY_PREFIX = "aidetector:v2:prediction"
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ModelKey:
+    """What a cached verdict belongs to: registered model, version, sha256 of the weights."""
+
+    registered_model: str
+    version: str
+    weights_sha256: str
+
+    def __post_init__(self) -> None:
+        if not SHA256_HEX.match(self.weights_sha256):
+            raise ValueError(f"weights_sha256 must be 64 hex digits, got {self.weights_sha256!r}")
+
+    def prefix(self) -> str:
+        """Return the key prefix of this model's verdicts (name and version URL-quoted)."""
+        name, version = quote(self.registered_model, safe=""), quote(self.version, safe="")
+        return f"{KEY_PREFIX}:{name}:{version}:{self.weights_sha256}"
 
 
 @dataclass(frozen=True)
@@ -96,9 +121,9 @@ def _is_side(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def cache_key(model_version: str, image_id: str) -> str:
-    """Key of one verdict; the model version in it means a new champion never hits old ones."""
-    return f"{KEY_PREFIX}:{model_version}:{image_id}"
+def cache_key(model: ModelKey, image_id: str) -> str:
+    """Key of one verdict; a new champion, or other weights, never hits old ones."""
+    return f"{model.prefix()}:{image_id}"
 
 
 class PredictionCache:
@@ -162,7 +187,7 @@ class PredictionCache:
                 await self.client.connection_pool.disconnect()
 
     async def get_many(
-        self, model_version: str, image_ids: Sequence[str], count: bool = True
+        self, model: ModelKey, image_ids: Sequence[str], count: bool = True
     ) -> list[CachedPrediction | None]:
         """Return the cached prediction of each id (None on a miss, bad value or Redis failure).
 
@@ -175,7 +200,7 @@ class PredictionCache:
         assert self.client is not None
         try:
             async with asyncio.timeout(self.timeout_s):
-                raw = await self.client.mget([cache_key(model_version, i) for i in image_ids])
+                raw = await self.client.mget([cache_key(model, i) for i in image_ids])
         except (RedisError, OSError, TimeoutError) as error:
             await self._failed("get", error)
             if count:
@@ -199,7 +224,7 @@ class PredictionCache:
             self.metrics.cache_misses.inc(len(values) - hits)
         return values
 
-    async def set_many(self, model_version: str, predictions: dict[str, CachedPrediction]) -> None:
+    async def set_many(self, model: ModelKey, predictions: dict[str, CachedPrediction]) -> None:
         """Store predictions with the TTL; failures are counted and otherwise ignored."""
         if not predictions or not self._available("set"):
             return
@@ -208,13 +233,11 @@ class PredictionCache:
             async with asyncio.timeout(self.timeout_s):
                 if len(predictions) == 1:  # the common case: skip the pipeline's overhead
                     ((image_id, value),) = predictions.items()
-                    await self.client.set(
-                        cache_key(model_version, image_id), value.encode(), ex=self.ttl_s
-                    )
+                    await self.client.set(cache_key(model, image_id), value.encode(), ex=self.ttl_s)
                     return
                 async with self.client.pipeline(transaction=False) as pipe:
                     for image_id, value in predictions.items():
-                        pipe.set(cache_key(model_version, image_id), value.encode(), ex=self.ttl_s)
+                        pipe.set(cache_key(model, image_id), value.encode(), ex=self.ttl_s)
                     await pipe.execute()
         except (RedisError, OSError, TimeoutError) as error:
             await self._failed("set", error)

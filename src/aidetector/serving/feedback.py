@@ -2,6 +2,13 @@
 
 Until the first label arrives, model_accuracy is the registered test accuracy. A second
 label for the same image replaces the first, so a retried request is not counted twice.
+
+No single client can move model_accuracy (and fire the "accuracy dropped, roll back" alert)
+by itself. Each label carries its source, the feedback key's name. The gauge follows the
+window only while the window holds labels from at least `min_sources` sources; below that it
+shows the registered accuracy, and model_accuracy_samples 0. And no source holds more than
+window // min_sources labels of the window: its own oldest label leaves first, so one source
+can flood at most that share. Per-source rate limits are the access middleware's.
 """
 
 from __future__ import annotations
@@ -19,8 +26,14 @@ class FeedbackOutcome:
 
     predicted: str
     correct: bool
-    accuracy: float
+    # What model_accuracy now says: the window's accuracy once enough sources count, the
+    # registered accuracy before (None when the model has none).
+    accuracy: float | None
+    # Labels behind model_accuracy: 0 until enough sources count.
     samples: int
+    # Distinct sources in the window, and how many it takes to count.
+    sources: int
+    sources_needed: int
 
 
 class FeedbackTracker:
@@ -33,12 +46,17 @@ class FeedbackTracker:
         model_version: str,
         registered_accuracy: float | None,
         metrics: ServiceMetrics,
+        min_sources: int = 1,
     ) -> None:
         self.memory = memory
         self.window = window
         self.metrics = metrics
+        self.min_sources = min_sources
+        self.source_share = max(1, window // min_sources)
+        self.registered_accuracy = registered_accuracy
         self._verdicts: OrderedDict[str, str] = OrderedDict()
-        self._outcomes: OrderedDict[str, bool] = OrderedDict()
+        self._outcomes: OrderedDict[str, tuple[bool, str]] = OrderedDict()
+        self._by_source: dict[str, OrderedDict[str, None]] = {}
         self._correct = 0
         self._lock = threading.Lock()
         self._accuracy = metrics.model_accuracy.labels(model_version=model_version)
@@ -61,21 +79,38 @@ class FeedbackTracker:
         with self._lock:
             return self._verdicts.get(image_id)
 
-    def record(self, image_id: str, true_label: str, predicted: str) -> FeedbackOutcome:
-        """Add (or replace) the outcome for image_id and update model_accuracy."""
+    def _drop(self, image_id: str) -> None:
+        correct, source = self._outcomes.pop(image_id)
+        self._correct -= correct
+        own = self._by_source[source]
+        del own[image_id]
+        if not own:
+            del self._by_source[source]
+
+    def record(
+        self, image_id: str, true_label: str, predicted: str, source: str = "anonymous"
+    ) -> FeedbackOutcome:
+        """Add (or replace) source's outcome for image_id and update model_accuracy."""
         correct = true_label == predicted
         with self._lock:
-            previous = self._outcomes.pop(image_id, None)
-            if previous is not None:
-                self._correct -= previous
-            self._outcomes[image_id] = correct
+            if image_id in self._outcomes:
+                self._drop(image_id)
+            self._outcomes[image_id] = (correct, source)
             self._correct += correct
+            own = self._by_source.setdefault(source, OrderedDict())
+            own[image_id] = None
+            while len(own) > self.source_share:
+                self._drop(next(iter(own)))
             while len(self._outcomes) > self.window:
-                _, dropped = self._outcomes.popitem(last=False)
-                self._correct -= dropped
-            samples = len(self._outcomes)
-            accuracy = self._correct / samples
-        self._accuracy.set(accuracy)
+                self._drop(next(iter(self._outcomes)))
+            sources = len(self._by_source)
+            if sources >= self.min_sources:
+                samples = len(self._outcomes)
+                accuracy: float | None = self._correct / samples
+            else:
+                samples, accuracy = 0, self.registered_accuracy
+        if accuracy is not None:
+            self._accuracy.set(accuracy)
         self._samples.set(samples)
         self.metrics.feedback.labels(outcome="correct" if correct else "incorrect").inc()
-        return FeedbackOutcome(predicted, correct, accuracy, samples)
+        return FeedbackOutcome(predicted, correct, accuracy, samples, sources, self.min_sources)

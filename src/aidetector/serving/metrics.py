@@ -21,11 +21,15 @@ from dataclasses import dataclass
 
 import psutil
 from prometheus_client import Counter, Gauge, Histogram
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.types import Scope
 
 from aidetector.classes import FAKE, REAL
 
 log = logging.getLogger(__name__)
 
+# The one `endpoint` label of BentoML's HTTP metrics for every path that no route serves.
+UNMATCHED_PATH = "<unmatched>"
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -200,3 +204,34 @@ def start_resource_sampler(
     thread = threading.Thread(target=loop, name="resource-sampler", daemon=True)
     thread.start()
     return thread
+
+
+def route_label(scope: Scope) -> str:
+    """Return the path template of the route that serves this request, or UNMATCHED_PATH.
+
+    BentoML labels its HTTP metrics with the raw path, so every random URL a scanner tries
+    would add series (and bytes to every scrape) for good. Labelling by route keeps the
+    label set as small as the app's route table. A wrong method on a known path (405)
+    keeps the route's label.
+    """
+    app = scope.get("app")  # Starlette puts itself here before its middleware runs
+    routes = getattr(app, "routes", None)
+    if not routes:
+        return UNMATCHED_PATH
+    return _matching_template(routes, scope, "") or UNMATCHED_PATH
+
+
+def _matching_template(routes: list[BaseRoute], scope: Scope, prefix: str) -> str | None:
+    for route in routes:
+        match, child_scope = route.matches(scope)
+        if match == Match.NONE:
+            continue
+        if not isinstance(route, Mount):
+            return prefix + str(getattr(route, "path", ""))
+        inner = getattr(route.app, "routes", None)  # a Router or an app; StaticFiles has none
+        if inner is None:
+            return f"{prefix}{route.path}/{{path}}"
+        found = _matching_template(inner, {**scope, **child_scope}, prefix + route.path)
+        if found is not None:
+            return found
+    return None

@@ -15,9 +15,15 @@ import torch
 
 from aidetector.classes import ClassOrder
 from aidetector.inference import run_batch
-from aidetector.models.artifact import LoadedModel, load_model_dir
+from aidetector.models.artifact import (
+    LoadedModel,
+    file_sha256,
+    load_model_dir,
+    verified_weights_path,
+)
 from aidetector.models.domain import IN_DOMAIN, DomainCheck
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
+from aidetector.serving.cache import ModelKey
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,14 @@ class ModelIdentity:
     precision: str
     # The label order of the model directory's config.yaml, which the verdicts go through.
     class_order: ClassOrder
+    # Of the weights that were loaded: part of every cache key.
+    weights_sha256: str
     registered_accuracy: float | None = None
+
+    @property
+    def model_key(self) -> ModelKey:
+        """What this model's cached verdicts are keyed by."""
+        return ModelKey(self.name, self.version, self.weights_sha256)
 
     def as_response(self) -> dict[str, str]:
         """The `model` object of a prediction response."""
@@ -67,6 +80,12 @@ class InferenceEngine:
         if self.device == "cpu" and cpu_threads > 0:
             torch.set_num_threads(cpu_threads)
         self.loaded: LoadedModel = load_model_dir(model_dir, device=self.device, dtype=self.dtype)
+        # config.yaml's sha256 was checked against the file by the load; older directories
+        # without one get theirs computed.
+        self.weights_sha256 = str(
+            self.loaded.config.get("weights_sha256")
+            or file_sha256(verified_weights_path(model_dir, self.loaded.config))
+        )
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -124,6 +143,7 @@ def identity_from_labels(
     fallback_name: str,
     precision: str,
     class_order: ClassOrder,
+    weights_sha256: str,
 ) -> ModelIdentity:
     """Build the identity from the BentoML model's labels and metadata (see package.py)."""
     metrics = metadata.get("metrics") or {}
@@ -134,5 +154,6 @@ def identity_from_labels(
         readable_name=labels.get("readable_name", ""),
         precision=precision,
         class_order=class_order,
+        weights_sha256=weights_sha256,
         registered_accuracy=float(accuracy) if accuracy is not None else None,
     )

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
+from aidetector.serving.access import caller_of
 from aidetector.serving.limits import RequestRejected, read_body, read_uploads
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import service_metrics
@@ -135,7 +136,8 @@ async def feedback(request: Request) -> Response:
                 f"unknown image_id {image_id}: only ids returned by /predict "
                 f"for model version {predictor.identity.version} are accepted",
             )
-        outcome = predictor.feedback.record(image_id, label, predicted)
+        source = caller_of(request.scope).source  # the key's source, checked and rate-limited
+        outcome = predictor.feedback.record(image_id, label, predicted, source)
     except RequestRejected as rejected:
         metrics.errors.labels(type=rejected.reason).inc()
         return error_response(rejected.status, rejected.message)
@@ -148,6 +150,9 @@ async def feedback(request: Request) -> Response:
         prediction=outcome.predicted,
         correct=outcome.correct,
         rolling_accuracy=outcome.accuracy,
+        samples=outcome.samples,
+        source=source,
+        sources=outcome.sources,
         model_version=predictor.identity.version,
     )
     return JSONResponse(
@@ -158,6 +163,8 @@ async def feedback(request: Request) -> Response:
             "correct": outcome.correct,
             "model_accuracy": outcome.accuracy,
             "samples": outcome.samples,
+            "sources": outcome.sources,
+            "sources_needed": outcome.sources_needed,
             "model_version": predictor.identity.version,
         }
     )

@@ -9,6 +9,7 @@ so that /livez answers at once while /readyz stays 503 until a warm-up batch has
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -18,13 +19,15 @@ import sentry_sdk
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from starlette.requests import Request
 
-from aidetector.serving.access import AccessMiddleware
-from aidetector.serving.bentoml_internals import find_batch_runner
+from aidetector.errors import AidetectorError
+from aidetector.serving.access import AccessMiddleware, AccessPolicy
+from aidetector.serving.bentoml_internals import find_batch_runner, label_http_metrics_by_route
 from aidetector.serving.cache import PredictionCache
 from aidetector.serving.feedback import FeedbackTracker
 from aidetector.serving.logging_json import RateLimitedWarner, log_event
 from aidetector.serving.metrics import (
     initialise_label_values,
+    route_label,
     service_metrics,
     start_resource_sampler,
 )
@@ -35,8 +38,22 @@ from aidetector.serving.settings import Secrets, load_serve_settings
 from aidetector.serving.verdicts import Predictor
 
 # Read at import: BentoML needs batching and traffic settings when it decorates the class.
-SETTINGS = load_serve_settings()
+# A bad setting stops `bentoml build` and `bentoml serve` alike, with one line.
+try:
+    SETTINGS = load_serve_settings()
+except AidetectorError as bad_settings:
+    sys.exit(f"ai-image-detector: {bad_settings}")
+# Keys are not needed to build a Bento, only to serve one: a refusal is kept here and
+# raised by the deployment hook below, when `bentoml serve` starts and before any worker.
+try:
+    ACCESS = AccessPolicy.from_secrets(Secrets.from_env(), SETTINGS.allow_anonymous)
+    REFUSAL: str | None = None
+except AidetectorError as refused:
+    ACCESS, REFUSAL = AccessPolicy.closed(), f"ai-image-detector: refusing to start: {refused}"
 TENSOR_API = "infer_arrays"
+# Before BentoML builds the app: its HTTP metrics are labelled by route, so random URLs
+# cannot grow /metrics (bentoml_internals.py).
+label_http_metrics_by_route(route_label)
 
 
 @bentoml.service(
@@ -59,6 +76,17 @@ class AIDetector:
         self.metrics = service_metrics()
         initialise_label_values(self.metrics)
         self.metrics.ready.set(0)
+        access = ACCESS.summary()
+        if ACCESS.anonymous:
+            log_event(
+                "access_anonymous",
+                logging.WARNING,
+                hint="serve.allow_anonymous is true and API_KEY is unset: anyone who can reach "
+                "this service may predict" + ("" if ACCESS.feedback_keys else " and send feedback"),
+                **access,
+            )
+        else:
+            log_event("access", **access)
         self.cache = PredictionCache(
             secrets.redis_url,
             ttl_s=SETTINGS.cache_ttl_s,
@@ -88,6 +116,7 @@ class AIDetector:
                 stored.tag.name,
                 engine.precision,
                 engine.loaded.class_order,
+                engine.weights_sha256,
             )
             engine.warm_up(SETTINGS.max_batch_size)
             start_resource_sampler(self.metrics, gpu=engine.device.startswith("cuda"))
@@ -97,6 +126,7 @@ class AIDetector:
                 identity.version,
                 identity.registered_accuracy,
                 self.metrics,
+                SETTINGS.feedback_min_sources,
             )
             self.engine = engine
             self._predictor = Predictor(
@@ -119,7 +149,7 @@ class AIDetector:
                 device=engine.device,
                 precision=engine.precision,
                 cache=self.cache.enabled,
-                api_key=bool(Secrets.from_env().api_key),
+                anonymous=ACCESS.anonymous,
                 sentry=self.sentry_on,
             )
         except Exception as error:  # surfaced through /livez, the log and Sentry
@@ -167,6 +197,17 @@ class AIDetector:
             )
         return engine.predict(images)
 
+    @bentoml.on_deployment
+    def refuse_without_access() -> None:
+        """Stop `bentoml serve` without a usable API key: one line on stderr, exit status 1.
+
+        This runs once in the serving process before any worker starts. Kubernetes shows the
+        exit as CrashLoopBackOff with that line as the container's termination message
+        (docs/deployment.md); an exit surfaces there, failing probes would not.
+        """
+        if REFUSAL is not None:
+            sys.exit(REFUSAL)
+
     def __is_ready__(self) -> bool:
         """Ready once the model is loaded and a warm-up batch has run."""
         return self._predictor is not None
@@ -184,5 +225,5 @@ class AIDetector:
 # mypy does not apply class decorators, so it misses that @bentoml.service made AIDetector a
 # bentoml.Service, which has add_asgi_middleware.
 AIDetector.add_asgi_middleware(  # type: ignore[attr-defined]
-    AccessMiddleware, api_key=Secrets.from_env().api_key
+    AccessMiddleware, policy=ACCESS, feedback_rates=SETTINGS.feedback_rates
 )

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+import limits
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
@@ -52,11 +54,33 @@ class ServeSettings(StrictModel):
     warning_interval_s: float
     feedback_memory: int
     feedback_window: int
+    # Access (see access.py): start without API_KEY only when this is true.
+    allow_anonymous: bool
+    # Per feedback source and worker, in the `limits` notation: "60/minute", "5/second;100/hour".
+    feedback_rate_limit: str
+    # model_accuracy follows feedback only while the window holds labels from this many sources.
+    feedback_min_sources: int = Field(ge=1)
 
     @field_validator("formats")
     @classmethod
     def _upper_case(cls, formats: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(name.upper() for name in formats)
+
+    @field_validator("feedback_rate_limit")
+    @classmethod
+    def _a_rate(cls, rate: str) -> str:
+        try:
+            limits.parse_many(rate)
+        except ValueError:
+            raise ValueError(
+                f"expected a rate such as 60/minute or 5/second;100/hour, got {rate!r}"
+            ) from None
+        return rate
+
+    @property
+    def feedback_rates(self) -> list[limits.RateLimitItem]:
+        """The parsed feedback_rate_limit."""
+        return limits.parse_many(self.feedback_rate_limit)
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], source: str = "serve config") -> ServeSettings:
@@ -112,19 +136,66 @@ def load_overrides(path: Path) -> dict[str, Any]:
     return overrides
 
 
+# Shorter keys are refused: a placeholder such as `change-me` must never go live.
+MIN_KEY_LENGTH = 16
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
 @dataclass(frozen=True)
 class Secrets:
     """Credentials and endpoints that only ever come from the environment."""
 
-    api_key: str | None
-    sentry_dsn: str | None
-    redis_url: str | None
+    # API_KEY: keys that may predict; a comma-separated list, so that two work during rotation.
+    api_keys: tuple[str, ...]
+    # FEEDBACK_API_KEYS: `source:key,...`; a feedback key may predict and send feedback, and its
+    # source names the labelling client (two keys of one source rotate; they share its limit).
+    feedback_keys: dict[str, str] = field(default_factory=dict)  # key -> source
+    sentry_dsn: str | None = None
+    redis_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Secrets:
-        """Read API_KEY, SENTRY_DSN and REDIS_URL; empty strings count as unset."""
+        """Read API_KEY, FEEDBACK_API_KEYS, SENTRY_DSN and REDIS_URL; empty counts as unset.
+
+        A malformed or short key is an AidetectorError that names the variable and the entry,
+        never the key itself.
+        """
         return cls(
-            api_key=os.environ.get("API_KEY") or None,
+            api_keys=parse_api_keys(os.environ.get("API_KEY", "")),
+            feedback_keys=parse_feedback_keys(os.environ.get("FEEDBACK_API_KEYS", "")),
             sentry_dsn=os.environ.get("SENTRY_DSN") or None,
             redis_url=os.environ.get("REDIS_URL") or None,
         )
+
+
+def _check_key(key: str, where: str) -> str:
+    if len(key) < MIN_KEY_LENGTH:
+        raise AidetectorError(
+            f"{where} has {len(key)} characters; keys need at least {MIN_KEY_LENGTH} "
+            f"(generate one with `openssl rand -hex 32`)"
+        )
+    return key
+
+
+def parse_api_keys(text: str) -> tuple[str, ...]:
+    """Return the keys of a comma-separated API_KEY (blanks around commas ignored)."""
+    entries = [entry.strip() for entry in text.split(",")]
+    return tuple(
+        _check_key(entry, f"API_KEY entry {i}") for i, entry in enumerate(entries, 1) if entry
+    )
+
+
+def parse_feedback_keys(text: str) -> dict[str, str]:
+    """Return {key: source} from a comma-separated FEEDBACK_API_KEYS of `source:key` entries."""
+    keys: dict[str, str] = {}
+    for i, entry in enumerate((e.strip() for e in text.split(",")), 1):
+        if not entry:
+            continue
+        source, colon, key = entry.partition(":")
+        where = f"FEEDBACK_API_KEYS entry {i}"
+        if not colon or not SOURCE_NAME.match(source):
+            raise AidetectorError(
+                f"{where} is not SOURCE:KEY with a source of letters, digits, '.', '_' or '-'"
+            )
+        keys[_check_key(key, where)] = source
+    return keys

@@ -98,8 +98,8 @@ class Predictor:
             ids = await anyio.to_thread.run_sync(image_ids, uploads)
         else:
             ids = image_ids(uploads)
-        version = self.identity.version
-        predictions = await self.cache.get_many(version, ids)
+        model = self.identity.model_key
+        predictions = await self.cache.get_many(model, ids)
         cached = [p is not None for p in predictions]
         misses = [i for i, p in enumerate(predictions) if p is None]
         if misses:
@@ -115,7 +115,7 @@ class Predictor:
                 predictions[i] = fresh[ids[i]] = CachedPrediction(
                     prob_fake, domain_score, width, height
                 )
-            await self.cache.set_many(version, fresh)
+            await self.cache.set_many(model, fresh)
         latency_ms = (time.perf_counter() - started) * 1000.0
         results = []
         for image_id, prediction, hit in zip(ids, predictions, cached, strict=True):
@@ -154,7 +154,7 @@ class Predictor:
         if label is not None:
             return label
         # Another worker or replica may have served it; the cache is shared.
-        (cached,) = await self.cache.get_many(self.identity.version, [image_id], count=False)
+        (cached,) = await self.cache.get_many(self.identity.model_key, [image_id], count=False)
         if cached is None:
             return None
         return self.identity.class_order.label(cached.prob_fake, self.settings.threshold)
