@@ -21,8 +21,7 @@ from starlette.requests import Request
 from aidetector.serving.access import AccessMiddleware
 from aidetector.serving.model_runtime import InferenceEngine
 from aidetector.serving.routes import NotReadyError, router
-from aidetector.serving.service import SETTINGS, AIDetector
-from aidetector.serving.settings import Secrets
+from aidetector.serving.service import ACCESS, SETTINGS, AIDetector
 from aidetector.serving.verdicts import Predictor
 
 
@@ -85,5 +84,5 @@ class PublicBatchingDetector(AIDetector.inner):  # type: ignore[name-defined,mis
 
 
 PublicBatchingDetector.add_asgi_middleware(  # type: ignore[attr-defined]
-    AccessMiddleware, api_key=Secrets.from_env().api_key
+    AccessMiddleware, policy=ACCESS, feedback_rates=SETTINGS.feedback_rates
 )

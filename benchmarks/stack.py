@@ -30,7 +30,9 @@ class Stack:
         self.work = work
         self.params = work / "params.yaml"
         os.chdir(ROOT)
-        self.params.write_text(OmegaConf.to_yaml(compose_params(["serve.gpus=0"])))
+        self.params.write_text(
+            OmegaConf.to_yaml(compose_params(["serve.gpus=0", "serve.allow_anonymous=true"]))
+        )
         self.store = work / "store"
         self.redis_port = free_port()
         self.redis = subprocess.Popen(
