@@ -194,8 +194,19 @@ class DataConfig(StrictModel):
         )
 
 
+class DistillConfig(StrictModel):
+    """Knowledge distillation from another configured model (`model.<name>.distill`)."""
+
+    # A model of the `model` group, trained first; its model directory is the teacher.
+    teacher: str
+    # Share of the loss that matches the teacher's softened outputs (the rest: the labels).
+    weight: float = Field(ge=0.0, le=1.0)
+    # Softmax temperature for both sides of the distillation term (Hinton et al. 2015).
+    temperature: float = Field(gt=0.0)
+
+
 class NetworkSpec(TargetSpec):
-    """aidetector.models.factory.build_network's arguments (one entry of `model`)."""
+    """One entry of `model`: build_network's arguments, plus how the network is trained."""
 
     name: str
     family: Literal["cnn", "vit"]
@@ -206,6 +217,17 @@ class NetworkSpec(TargetSpec):
     drop_rate: float
     patch_size: int | None = None
     stem_pool: bool = True
+    distill: DistillConfig | None = None
+    # What train@<name> reads besides the code: the teacher's model directory, or the prepared
+    # data again for a model without one (dvc.yaml's deps cannot be conditional).
+    learns_from: ConfigPath
+
+    def instantiate_args(self) -> dict[str, Any]:
+        """Return build_network's arguments (the training-only keys left out)."""
+        args = super().instantiate_args()
+        for key in ("distill", "learns_from"):
+            args.pop(key, None)
+        return args
 
 
 class TrainerConfig(OpenTargetSpec):

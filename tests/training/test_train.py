@@ -121,3 +121,24 @@ def test_one_class_sanity_batches_warn_nothing_and_the_best_score_is_kept(
     assert not [m for m in messages if "LeafSpec" in m], messages
     # A best score of 0.0 is a score, not a missing one.
     assert result.metrics["best_val_score"] == result.metrics["best_val_score"]
+
+
+def test_a_distilled_vit_records_its_teacher(tmp_path: Path, prepared: Path) -> None:
+    overrides = (
+        f"paths.prepared={prepared}/prepared",
+        "trainer.max_epochs=1",
+        "model.vit_tiny.distill={teacher: resnet18, weight: 0.5, temperature: 2.0}",
+    )
+    cfg = tiny_config(tmp_path, "model=resnet18_vit_tiny", *overrides)
+    teacher_dir = write_training_outputs(train(cfg, "resnet18"), cfg)
+    result = train(cfg, "vit_tiny")
+    model_dir = write_training_outputs(result, cfg)
+
+    teacher_sha = load_model_dir(teacher_dir).config["weights_sha256"]
+    recorded = load_model_dir(model_dir).config["distilled_from"]
+    assert recorded["distill.teacher"] == "resnet18"
+    assert recorded["distill.teacher_weights_sha256"] == teacher_sha
+    run = MlflowClient(str(cfg.mlflow.tracking_uri)).get_run(str(result.run_id))
+    assert run.data.params["distill.teacher_weights_sha256"] == teacher_sha
+    assert "train/distill_loss" in run.data.metrics
+    mlflow.set_tracking_uri(None)

@@ -18,6 +18,7 @@ from torchmetrics.classification import (
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.preprocessing import Preprocessing
+from aidetector.training.distill import Teacher
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
@@ -45,6 +46,7 @@ class DetectorModule(pl.LightningModule):
         class_weights: torch.Tensor | None = None,
         class_weighted_loss: bool = False,
         label_smoothing: float = 0.0,
+        teacher: Teacher | None = None,
     ) -> None:
         super().__init__()
         self.net = net
@@ -54,6 +56,9 @@ class DetectorModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         weights = class_weights if class_weighted_loss else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+        # Not a submodule: its weights stay out of the checkpoints and out of Lightning's
+        # train/eval switching (it would count 94 modules "in eval mode"); moved in on_fit_start.
+        self._teachers = [teacher] if teacher is not None else []
         metrics = MetricCollection(
             {
                 "acc": BinaryAccuracy(),
@@ -82,6 +87,11 @@ class DetectorModule(pl.LightningModule):
         images, labels = batch
         logits = self(images)
         loss: torch.Tensor = self.loss_fn(logits, labels)
+        if self._teachers and stage == "train":
+            teacher = self._teachers[0]
+            distill = teacher.distillation_loss(images, logits)
+            loss = (1.0 - teacher.weight) * loss + teacher.weight * distill
+            self.log("train/distill_loss", distill, on_step=False, on_epoch=True)
         prob_fake = logits.float().softmax(dim=1)[:, self.class_order.fake_index]
         is_fake = (labels == self.class_order.fake_index).long()
         collection = self._metrics(stage)
@@ -118,6 +128,10 @@ class DetectorModule(pl.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_fit_start(self) -> None:
+        for teacher in self._teachers:
+            teacher.to(self.device)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

@@ -38,7 +38,11 @@ def write_training_outputs(result: TrainResult, cfg: RunConfig) -> Path:
         model_dir,
         result.class_order,
         precision="fp32",
-        extra={"data_hash": data_hash, "mlflow_run_id": result.run_id},
+        extra={
+            "data_hash": data_hash,
+            "mlflow_run_id": result.run_id,
+            **({"distilled_from": result.teacher} if result.teacher else {}),
+        },
         temperature=result.calibration.temperature if result.calibration else 1.0,
         domain=result.calibration.domain if result.calibration else None,
     )

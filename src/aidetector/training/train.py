@@ -25,6 +25,7 @@ from aidetector.tracking import (
     tracking_uri,
 )
 from aidetector.training.calibrate import Calibration, CalibrationSettings, calibrate
+from aidetector.training.distill import Teacher, load_teacher
 from aidetector.training.history import epoch_rows
 from aidetector.training.module import DetectorModule, class_balanced_weights
 from aidetector.training.quiet import silence_library_noise
@@ -44,6 +45,8 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     is_global_zero: bool = True
     calibration: Calibration | None = None
+    # The teacher's name, weights sha256 and MLflow run, for a distilled model.
+    teacher: dict[str, str] = field(default_factory=dict)
 
 
 def train(cfg: RunConfig, model_name: str) -> TrainResult:
@@ -58,6 +61,10 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
     labels = torch.from_numpy(datamodule.train_labels())
     # The label order is the prepared data's, whatever the config says now.
     class_order = ClassOrder.from_names(read_manifest(cfg.paths.prepared)["classes"])
+    teacher: Teacher | None = None
+    teacher_identity: dict[str, str] = {}
+    if spec.distill is not None:
+        teacher, teacher_identity = load_teacher(spec.distill, cfg.paths.models, class_order)
     # _partial_ keeps the objects below out of OmegaConf (which would turn them into configs).
     module: DetectorModule = instantiate(cfg.module.instantiate_args(), _partial_=True)(
         net=net,
@@ -66,6 +73,7 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
         optimizer=instantiate(cfg.optimizer.instantiate_args()),
         scheduler=instantiate(cfg.scheduler.instantiate_args()),
         class_weights=class_balanced_weights(labels),
+        teacher=teacher,
     )
 
     uri = tracking_uri(cfg.mlflow)
@@ -78,7 +86,7 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
             log_model=False,
         )
         logger.log_hyperparams(flatten_config(cfg.run_params(model_name)))
-        logger.log_hyperparams({"num_params": count_parameters(net)})
+        logger.log_hyperparams({"num_params": count_parameters(net), **teacher_identity})
 
     checkpoint_dir = cfg.paths.checkpoints / model_name
     callbacks_cfg = cfg.callbacks
@@ -151,4 +159,5 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
         history=epoch_rows(Path(history.log_dir) / "metrics.csv") if trainer.is_global_zero else [],
         is_global_zero=trainer.is_global_zero,
         calibration=calibration,
+        teacher=teacher_identity,
     )
