@@ -37,5 +37,10 @@ def test_error_messages_name_the_problem(server: BentoServer, serving_env: Servi
     assert f"limit is {serving_env.settings['max_bytes']} bytes" in big.json()["error"]
     batch = server.post("/predict_batch", **cases["batch with one corrupt image"].kwargs)
     assert batch.json()["error"].startswith("image 1 (f1.bin)")
+    budget = server.post("/predict_batch", **cases["over the pixel budget of a request"].kwargs)
+    assert (
+        f"limit per request is {serving_env.settings['max_request_pixels']}"
+        in (budget.json()["error"])
+    )
     many = server.post("/predict_batch", **cases["too many images"].kwargs)
     assert f"at most {serving_env.settings['max_batch_images']}" in many.json()["error"]
