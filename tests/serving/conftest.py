@@ -63,6 +63,7 @@ SERVE_OVERRIDES = [
     "serve.max_pixels=4000000",
     "serve.max_batch_images=8",
     "serve.max_batch_bytes=4194304",
+    "serve.max_request_pixels=12000000",
     "serve.cache_retry_after_s=1.0",
     "serve.max_latency_ms=20000",
 ]

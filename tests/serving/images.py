@@ -136,6 +136,12 @@ def bad_inputs(settings: dict[str, Any]) -> list[BadInput]:
     bad_crc = bytearray(png)
     bad_crc[29] ^= 0xFF  # inside IHDR: its CRC no longer matches
     over_cap = int(settings["max_pixels"] ** 0.5) + 100
+    at_cap = int(settings["max_pixels"] ** 0.5)
+    # Header-only PNGs at the cap (their pixel data would not decode): a 413 shows that the
+    # request's budget was checked from the headers alone.
+    over_budget = [("files", png_with_header(at_cap, at_cap))] * (
+        settings["max_request_pixels"] // at_cap**2 + 1
+    )
     raw = {"headers": {"Content-Type": "application/octet-stream"}}
     too_many = [("files", good)] * (settings["max_batch_images"] + 1)
     mp = {"Content-Type": "multipart/form-data; boundary=testboundary"}
@@ -161,6 +167,8 @@ def bad_inputs(settings: dict[str, Any]) -> list[BadInput]:
                           b"\x00\x00\x02\x02D\x01\x00;", **raw}),
         BadInput("over the pixel cap", "/predict", 413,
                  {"data": zero_png(over_cap, over_cap), **raw}),
+        BadInput("over the pixel budget of a request", "/predict_batch", 413,
+                 {"data": multipart(over_budget), "headers": mp}),
         BadInput("over the byte cap", "/predict", 413,
                  {"data": b"\xff" * (settings["max_bytes"] + 1), **raw}),
         BadInput("over the byte cap, chunked", "/predict", 413, {"data": chunks(), **raw}),
@@ -177,6 +185,14 @@ def bad_inputs(settings: dict[str, Any]) -> list[BadInput]:
                  {"data": multipart([("files", good), ("files", bytes(corrupt))]), "headers": mp}),
         BadInput("batch as raw bytes", "/predict_batch", 400, {"data": good, **raw}),
         BadInput("feedback: not json", "/feedback", 400, {"data": b"{nope"}),
+        BadInput("feedback: nested 1000 deep", "/feedback", 400, {"data": b"[" * 1000}),
+        BadInput("feedback: not utf-8", "/feedback", 400,
+                 {"data": b'{"image_id": "\xc3\x28", "label": "REAL"}'}),
+        BadInput("feedback: wrong types", "/feedback", 400,
+                 {"json": {"image_id": 12, "label": ["REAL"]}}),
+        BadInput("feedback: a list", "/feedback", 400, {"json": ["a" * 64, "REAL"]}),
+        BadInput("feedback: over its byte cap", "/feedback", 413,
+                 {"json": {"image_id": "a" * 64, "label": "REAL", "pad": "x" * 5000}}),
         BadInput("feedback: bad label", "/feedback", 400,
                  {"json": {"image_id": "a" * 64, "label": "MAYBE"}}),
         BadInput("feedback: unknown image id", "/feedback", 404,

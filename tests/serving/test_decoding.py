@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import numpy as np
+import psutil
 import pytest
+import yaml
 from PIL import Image
 
 from aidetector.preprocessing import Preprocessing, open_rgb
@@ -11,7 +17,7 @@ from aidetector.serving.decoding import decode_to_array, open_upload
 from aidetector.serving.limits import RequestRejected, Upload
 from aidetector.serving.settings import ServeSettings
 
-from .conftest import ServingEnv
+from .conftest import PROJECT_ROOT, BentoServer, ServingEnv, start_server, wait_until
 from .images import convertible_images, encode, photo, png_with_header, zero_png
 
 
@@ -83,3 +89,113 @@ def test_truncated_image_is_a_400_not_a_crash(settings: ServeSettings) -> None:
     refused = rejection(data[: len(data) // 3], settings)
     assert refused.status == 400 and "truncated or corrupt" in refused.message
     assert decode(data, settings).shape == (32, 32, 3)  # the whole file is fine
+
+
+# The production caps, from conf/serve/default.yaml, for the memory test's own server.
+PRODUCTION_CAPS = (
+    "max_bytes",
+    "max_pixels",
+    "max_batch_images",
+    "max_batch_bytes",
+    "max_request_pixels",
+    "decode_concurrency",
+)
+# A decode peaks at up to 20 bytes per decoded pixel (32-bit TIFF, measured; RGBA PNG is 16);
+# the budget of conf/serve/default.yaml allows 25.
+DECODE_BYTES_PER_PIXEL = 25
+
+
+@pytest.fixture(scope="module")
+def production_caps_server(
+    serving_env: ServingEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[BentoServer, ServeSettings]]:
+    """A server with the packaged limits (50 Mpx, 32 images), not the tests' small ones."""
+    defaults = yaml.safe_load((PROJECT_ROOT / "conf/serve/default.yaml").read_text())
+    root = tmp_path_factory.mktemp("production-caps")
+    overrides = root / "serve.yaml"
+    overrides.write_text(yaml.safe_dump({key: defaults[key] for key in PRODUCTION_CAPS}))
+    env = serving_env.env(
+        AIDETECTOR_MODEL_TAG=serving_env.models["1"].tag,
+        AIDETECTOR_SERVE_OVERRIDES=str(overrides),
+    )
+    handle = start_server(env, root / "server.log")
+    try:
+        wait_until(handle, "/readyz", 200)
+        yield handle, ServeSettings.from_mapping({**serving_env.settings, **defaults})
+    finally:
+        handle.stop()
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its children (BentoML's workers)."""
+    process = psutil.Process(pid)
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += member.memory_info().rss
+    return total
+
+
+class PeakRss:
+    """Samples a process tree's RSS every 20 ms in a thread; peak is the largest seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak = pid, tree_rss(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, tree_rss(self.pid))
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def blank_rgba_png(side: int, seed: int) -> bytes:
+    """A transparent side x side PNG: a few hundred KB on the wire, side**2 RGBA once decoded."""
+    image = Image.new("RGBA", (side, side))
+    image.putpixel((0, 0), (seed % 256, 0, 0, 255))  # distinct bytes per seed
+    return encode(image, "PNG")
+
+
+def test_memory_of_a_batch_at_the_pixel_cap_stays_bounded(
+    production_caps_server: tuple[BentoServer, ServeSettings],
+) -> None:
+    server, settings = production_caps_server
+    side = int(settings.max_pixels**0.5)
+    warm = server.post("/predict_batch", files=[("files", encode(photo(i), "PNG")) for i in (1, 2)])
+    assert warm.status_code == 200, warm.text
+    before = tree_rss(server.process.pid)
+    at_cap = blank_rgba_png(side, 0)
+    # The issue's request: 32 images, each under the per-image cap. The request budget
+    # refuses it from the headers, before any pixel is decoded.
+    files = [("files", (f"blank{i}.png", at_cap)) for i in range(settings.max_batch_images)]
+    with PeakRss(server.process.pid) as refused_peak:
+        refused = server.post("/predict_batch", files=files)
+    assert refused.status_code == 413, refused.text
+    assert "max_request_pixels" in refused.json()["error"]
+    # As many images at the cap as the budget allows are decoded, one frame at a time.
+    fitting = settings.max_request_pixels // (side * side)
+    files = [("files", (f"b{i}.png", blank_rgba_png(side, i + 1))) for i in range(fitting)]
+    with PeakRss(server.process.pid) as answered_peak:
+        answered = server.post("/predict_batch", files=files)
+    assert answered.status_code == 200 and answered.json()["count"] == fitting, answered.text
+    after = tree_rss(server.process.pid)
+    mb = 2**20
+    print(
+        f"server RSS {before / mb:.0f} MiB before, peak {refused_peak.peak / mb:.0f} MiB for the "
+        f"refused 32-image batch, peak {answered_peak.peak / mb:.0f} MiB for {fitting} decoded "
+        f"images at the cap, {after / mb:.0f} MiB after"
+    )
+    # One full-size frame alive at a time: its decode peak, plus the bodies.
+    one_frame = DECODE_BYTES_PER_PIXEL * settings.max_pixels
+    assert refused_peak.peak - before < 256 * mb
+    assert answered_peak.peak - before < one_frame + 256 * mb
+    # Released frames go back to the system (see decoding.PILLOW_BLOCK_BYTES).
+    assert after - before < 256 * mb

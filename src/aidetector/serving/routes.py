@@ -22,13 +22,22 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
 from aidetector.serving.access import caller_of
-from aidetector.serving.limits import RequestRejected, read_body, read_uploads
+from aidetector.serving.limits import (
+    ClientDisconnected,
+    RequestRejected,
+    UploadIOError,
+    read_body,
+    read_uploads,
+)
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import service_metrics
 from aidetector.serving.settings import ServeSettings
 from aidetector.serving.verdicts import Predictor
 
 FEEDBACK_MAX_BYTES = 4096
+# nginx's "client closed request": what a request whose client left is counted as. Nobody
+# receives it; it keeps the departure out of the 5xx rate and out of Sentry.
+CLIENT_CLOSED_REQUEST = 499
 IMAGE_ID = re.compile(r"^[0-9a-f]{64}$")
 INDEX_HTML = resources.files("aidetector.serving").joinpath("static/index.html").read_text()
 
@@ -45,6 +54,20 @@ class DetectorService(Protocol):
     def predictor(self, request: Request) -> Predictor:
         """Return the predictor, raising NotReadyError until the model is warm."""
         ...
+
+
+def client_disconnected(endpoint: str, gone: ClientDisconnected) -> Response:
+    """Log (info) and count a client that left mid-request; the 499 reaches nobody."""
+    service_metrics().errors.labels(type="client_disconnected").inc()
+    log_event("client_disconnected", endpoint=endpoint, received_bytes=gone.received)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
+def upload_failed(endpoint: str, failed: UploadIOError) -> JSONResponse:
+    """Log and count a server-side I/O error while receiving; 503 with Retry-After."""
+    service_metrics().errors.labels(type="upload_failed").inc()
+    log_event("upload_failed", logging.ERROR, endpoint=endpoint, error=str(failed))
+    return error_response(503, "the server could not receive the request; retry shortly")
 
 
 def error_response(status: int, message: str) -> JSONResponse:
@@ -73,6 +96,10 @@ async def _answer(request: Request, endpoint: str, batch: bool) -> Response:
             reason=rejected.reason,
             message=rejected.message,
         )
+    except ClientDisconnected as gone:
+        response = client_disconnected(endpoint, gone)
+    except UploadIOError as failed:
+        response = upload_failed(endpoint, failed)
     except NotReadyError as error:
         metrics.errors.labels(type="not_ready").inc()
         response = error_response(503, str(error))
@@ -102,8 +129,12 @@ async def predict_batch(request: Request) -> Response:
 def _parse_feedback(body: bytes, class_names: tuple[str, ...]) -> tuple[str, str]:
     try:
         payload = json.loads(body)
-    except ValueError as error:
+    except ValueError as error:  # not UTF-8 either: UnicodeDecodeError is a ValueError
         raise RequestRejected(400, "bad_feedback", f"body is not JSON: {error}") from error
+    except RecursionError as error:  # [[[[... nested deeper than the parser can go
+        raise RequestRejected(
+            400, "bad_feedback", 'body is nested too deeply; send {"image_id": ..., "label": ...}'
+        ) from error
     if not isinstance(payload, dict):
         raise RequestRejected(400, "bad_feedback", 'send {"image_id": ..., "label": ...}')
     image_id, label = payload.get("image_id"), payload.get("label")
@@ -126,7 +157,7 @@ async def feedback(request: Request) -> Response:
     service: DetectorService = bentoml.get_current_service()
     try:
         predictor = service.predictor(request)
-        body = await read_body(request, FEEDBACK_MAX_BYTES)
+        body = await read_body(request, FEEDBACK_MAX_BYTES, service.settings)
         image_id, label = _parse_feedback(body, predictor.identity.class_order.names)
         predicted = await predictor.known_verdict(image_id)
         if predicted is None:
@@ -141,6 +172,10 @@ async def feedback(request: Request) -> Response:
     except RequestRejected as rejected:
         metrics.errors.labels(type=rejected.reason).inc()
         return error_response(rejected.status, rejected.message)
+    except ClientDisconnected as gone:
+        return client_disconnected("feedback", gone)
+    except UploadIOError as failed:
+        return upload_failed("feedback", failed)
     except NotReadyError as error:
         return error_response(503, str(error))
     log_event(

@@ -46,6 +46,14 @@ class ServeSettings(StrictModel):
     max_pixels: int
     max_batch_images: int
     max_batch_bytes: int
+    # Decoded pixels per request, all images together (the per-image cap is max_pixels).
+    max_request_pixels: int = Field(ge=1)
+    # Images decoded at once per worker; each holds up to ~25 bytes per pixel while it runs.
+    decode_concurrency: int = Field(ge=1)
+    # An over-limit body is read and discarded up to this many bytes, for this long, before
+    # the 413, so that clients that send the whole body before reading still see the answer.
+    drain_bytes: int = Field(ge=0)
+    drain_timeout_s: float = Field(ge=0)
     # YAML gives a list; Pillow's format names are upper case.
     formats: Annotated[tuple[str, ...], Field(strict=False)]
     cache_ttl_s: int

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import numpy as np
 
@@ -91,6 +92,8 @@ class Predictor:
         self.check_domain = check_domain
         # Bound on the first request, once BentoML's batcher exists (see service.py).
         self.run_batch = run_batch
+        # Shared by every request of this worker: big decodes run at most this many at once.
+        self.decode_limiter = anyio.CapacityLimiter(settings.decode_concurrency)
 
     async def predict(self, uploads: list[Upload], started: float) -> list[dict[str, Any]]:
         """Return one verdict per upload, in order; bad input raises RequestRejected."""
@@ -104,7 +107,10 @@ class Predictor:
         misses = [i for i, p in enumerate(predictions) if p is None]
         if misses:
             decoded = await decode_uploads(
-                [uploads[i] for i in misses], self.settings, self.preprocessing
+                [uploads[i] for i in misses],
+                self.settings,
+                self.preprocessing,
+                self.decode_limiter,
             )
             assert self.run_batch is not None, "predictor used before it was bound"
             computed = await self.run_batch(decoded.arrays)  # (N, 2): P(FAKE), domain score
