@@ -100,7 +100,8 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
         enable_version_counter=False,
     )
     # Per-epoch metrics for the history plot; a new version folder per run.
-    history = CSVLogger(save_dir=checkpoint_dir, name="history")
+    # Beside the checkpoints, not inside: ModelCheckpoint warns about a non-empty folder.
+    history = CSVLogger(save_dir=cfg.paths.checkpoints / "history", name=model_name)
     callbacks: list[pl.Callback] = [
         checkpoint,
         EarlyStopping(
