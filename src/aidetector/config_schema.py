@@ -169,13 +169,6 @@ class DataConfig(StrictModel):
     image_size: int
     # Class names in label order: the index of each name is its label.
     classes: Names
-    split: SplitConfig
-    seed: int
-    equalize: bool
-    mean: RGB
-    std: RGB
-    # Files above this many bytes are skipped unread by ingest.
-    max_file_bytes: int = Field(gt=0)
 
     @field_validator("classes")
     @classmethod
@@ -184,6 +177,14 @@ class DataConfig(StrictModel):
             return ClassOrder.from_names(classes).names
         except AidetectorError as error:
             raise ValueError(str(error)) from None
+
+    split: SplitConfig
+    seed: int
+    equalize: bool
+    mean: RGB
+    std: RGB
+    # Files above this many bytes are skipped unread by ingest.
+    max_file_bytes: int = Field(gt=0)
 
     def preprocessing(self) -> Preprocessing:
         """Return the preprocessing this data config describes."""
