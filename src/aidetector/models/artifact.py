@@ -69,7 +69,10 @@ class LoadedModel:
         recorded = self.config.get("explain_layer")
         if recorded:
             return str(recorded)
-        return explain_layer_for(self.network, self.config["network"])
+        network_config = self.config.get("network")
+        if not isinstance(network_config, dict):
+            raise AidetectorError("the model's config.yaml has neither explain_layer nor network")
+        return explain_layer_for(self.network, network_config)
 
 
 def explain_layer_for(network: nn.Module, network_config: dict[str, Any]) -> str:
