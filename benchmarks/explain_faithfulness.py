@@ -34,6 +34,7 @@ from aidetector.faithfulness import (
     deletion_scores,
     fit_reference_model,
 )
+from aidetector.inference import predict_prob_fake
 from aidetector.models.artifact import LoadedModel, load_model_dir
 
 RESULTS = Path(__file__).parent / "results" / "explain_faithfulness.json"
@@ -60,6 +61,18 @@ def explain_ms(loaded: LoadedModel, images: np.ndarray, repeats: int = 10) -> fl
         render_overlay(image, explainer.explain(image))
         times.append((time.perf_counter() - start) * 1000.0)
     return float(np.median(times))
+
+
+def heldout_accuracy(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy on the held-out images (labels: 1 = FAKE, the reference models' order)."""
+    prob_fake = predict_prob_fake(
+        loaded.network,
+        loaded.preprocessing,
+        images,
+        temperature=loaded.temperature,
+        fake_index=loaded.class_order.fake_index,
+    )
+    return float(((prob_fake >= 0.5) == labels).mean())
 
 
 def score(loaded: LoadedModel, images: np.ndarray, steps: int) -> dict[str, Any]:
@@ -96,10 +109,11 @@ def main() -> None:
         for family, spec in FAMILIES.items():
             started = time.perf_counter()
             loaded = fit_reference_model(spec, Path(scratch) / family, steps=TRAIN_STEPS)
-            held_out, _ = bright_square_images(args.images_per_family, seed=1000)
+            held_out, labels = bright_square_images(args.images_per_family, seed=1000)
             results[family] = {
                 "model": spec,
                 "train_steps": TRAIN_STEPS,
+                "heldout_accuracy": heldout_accuracy(loaded, held_out, labels),
                 **score(loaded, held_out, args.steps),
                 "seconds": round(time.perf_counter() - started, 1),
             }
