@@ -29,7 +29,13 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> EvaluationResult:
     suite = load_suite(prepared, suite_dir, [EXTRA_SET], VARIANTS)
     torch.manual_seed(0)
     network = build_network(arch="resnet18", img_size=SIZE).eval()
-    config = {"precision": "fp32", "class_names": ["REAL", "FAKE"], "temperature": 1.5}
+    config = {
+        "precision": "fp32",
+        "class_names": ["REAL", "FAKE"],
+        "temperature": 1.5,
+        # What load_model_dir gives: the explained layer's default is read from it.
+        "network": {"arch": "resnet18", "img_size": SIZE},
+    }
     loaded = LoadedModel(network, Preprocessing(image_size=SIZE), config)
     return evaluate_model(loaded, suite, tiny_config(root).evaluate)
 
@@ -84,3 +90,9 @@ def test_outputs_hold_the_suite_table_and_the_reliability_diagram(
     assert (out_dir / "roc.csv").read_text().startswith("fpr,tpr,threshold")
     for png in ("confusion_matrix.png", "roc.png", "reliability.png"):
         assert (out_dir / "png" / png).read_bytes()[:4] == b"\x89PNG"
+    # The gallery of confident mistakes sits with the plots: a DVC output, logged to MLflow.
+    assert result.mistakes is not None
+    gallery = json.loads((out_dir / "png" / "mistakes" / "mistakes.json").read_text())
+    assert [m["file"] for m in gallery["mistakes"]] == [m.file for m in result.mistakes.mistakes]
+    for mistake in result.mistakes.mistakes:
+        assert (out_dir / "png" / "mistakes" / mistake.file).read_bytes()[:4] == b"\x89PNG"

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
@@ -103,3 +104,27 @@ def test_corrupt_weights_are_rejected(exported: tuple[torch.nn.Module, Path]) ->
 def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(AidetectorError, match=r"config\.yaml is missing"):
         load_model_dir(tmp_path)
+
+
+def test_config_records_the_explained_layer(exported: tuple[torch.nn.Module, Path]) -> None:
+    _, model_dir = exported
+    assert read_model_config(model_dir)["explain_layer"] == "blocks.11.norm1"
+    assert load_model_dir(model_dir).explain_layer == "blocks.11.norm1"
+
+
+def test_a_directory_saved_before_explanations_gets_the_family_default(
+    exported: tuple[torch.nn.Module, Path],
+) -> None:
+    _, model_dir = exported
+    config = read_model_config(model_dir)
+    del config["explain_layer"]
+    (model_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert load_model_dir(model_dir).explain_layer == "blocks.11.norm1"
+
+
+def test_an_explain_layer_that_is_not_a_module_is_refused_at_save(tmp_path: Path) -> None:
+    network = build_network(**SPEC)
+    with pytest.raises(AidetectorError, match=r"explain_layer 'blocks\.99' is not a module"):
+        save_model_dir(
+            network, SPEC, Preprocessing(32), tmp_path / "m", ORDER, explain_layer="blocks.99"
+        )

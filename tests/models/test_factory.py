@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aidetector.errors import AidetectorError
-from aidetector.models.factory import build_network, count_parameters
+from aidetector.models.factory import build_network, count_parameters, default_explain_layer
 
 VARIANTS = {
     "resnet18": {"arch": "resnet18"},
@@ -42,3 +42,20 @@ def test_resnet_rejects_too_small_images() -> None:
 def test_unknown_architecture_names_the_choices() -> None:
     with pytest.raises(AidetectorError, match=r"unknown model architecture 'vgg11'.*resnet18"):
         build_network(arch="vgg11", img_size=32)
+
+
+@pytest.mark.parametrize(
+    ("network", "layer"),
+    [
+        ({"arch": "resnet18", "img_size": 224}, "layer4"),
+        ({"arch": "resnet18", "img_size": 128}, "layer4"),
+        # 32 px: layer4 would be 1x1 and layer3 2x2, maps that cannot say where.
+        ({"arch": "resnet18", "img_size": 32}, "layer2"),
+        ({"arch": "resnet18", "img_size": 32, "stem_pool": False}, "layer3"),
+        ({"arch": "vit_tiny_patch16_224", "img_size": 32, "patch_size": 4}, "blocks.11.norm1"),
+    ],
+)
+def test_default_explain_layer_keeps_a_map_of_at_least_four_cells_a_side(
+    network: dict[str, object], layer: str
+) -> None:
+    assert default_explain_layer(network, depth=12) == layer

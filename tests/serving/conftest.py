@@ -68,6 +68,16 @@ SERVE_OVERRIDES = [
     "serve.max_latency_ms=20000",
 ]
 SPEC = {"name": "resnet18", "family": "cnn", "arch": "resnet18", "img_size": 32, "num_classes": 2}
+# The ViT family, served by its own server (vit_server): 8 px patches, a 4x4 token grid.
+VIT_SPEC = {
+    "name": "vit_tiny",
+    "family": "vit",
+    "arch": "vit_tiny_patch16_224",
+    "img_size": 32,
+    "patch_size": 8,
+    "num_classes": 2,
+}
+VIT_VERSION = "vit1"
 # Distinct per version and not 1, so that a server ignoring the temperature is caught.
 TEMPERATURES = {"1": 1.5, "2": 0.8}
 # Each probe's fitted threshold (99th percentile of validation distances) flags about 1 in
@@ -271,20 +281,54 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
     env.settings = OmegaConf.to_container(cfg.serve)  # type: ignore[assignment]
     for version, seed in (("1", 0), ("2", 1)):
         model_dir = _make_model(root, seed, TEMPERATURES[version])
-        readable = f"v{version}.0_cnn_resnet18_fp32"
-        report = root / f"package-{version}.json"
-        subprocess.run(
-            [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model_dir),
-             "--version", version, "--readable-name", readable, "--no-build",
-             "--report", str(report)],
-            env=env.env(), check=True, cwd=PROJECT_ROOT, capture_output=True,
-        )  # fmt: skip
-        summary = json.loads(report.read_text())
-        sha = read_model_config(model_dir)["weights_sha256"]
-        env.models[version] = TinyModel(
-            model_dir, version, readable, summary["model_tag"], summary["registered_model"], sha
+        env.models[version] = import_model(
+            env, model_dir, version, f"v{version}.0_cnn_resnet18_fp32"
         )
     return env
+
+
+def import_model(env: ServingEnv, model_dir: Path, version: str, readable: str) -> TinyModel:
+    """Import a model directory into the test store through the packaging CLI."""
+    report = env.root / f"package-{version}.json"
+    subprocess.run(
+        [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model_dir),
+         "--version", version, "--readable-name", readable, "--no-build",
+         "--report", str(report)],
+        env=env.env(), check=True, cwd=PROJECT_ROOT, capture_output=True,
+    )  # fmt: skip
+    summary = json.loads(report.read_text())
+    sha = read_model_config(model_dir)["weights_sha256"]
+    return TinyModel(
+        model_dir, version, readable, summary["model_tag"], summary["registered_model"], sha
+    )
+
+
+@pytest.fixture(scope="session")
+def vit_model(serving_env: ServingEnv) -> TinyModel:
+    """A random-weight tiny ViT in the same store (not in serving_env.models), no Redis."""
+    torch.manual_seed(2)
+    model_dir = serving_env.root / "model_vit"
+    save_model_dir(
+        build_network(**VIT_SPEC).eval(),
+        VIT_SPEC,
+        Preprocessing(image_size=32),
+        model_dir,
+        ClassOrder((REAL, FAKE)),
+        temperature=1.2,
+    )
+    return import_model(serving_env, model_dir, VIT_VERSION, "vit1_vit_tiny_fp32")
+
+
+@pytest.fixture(scope="session")
+def vit_server(serving_env: ServingEnv, vit_model: TinyModel) -> Iterator[BentoServer]:
+    """A server for the ViT: the other family /explain must handle."""
+    env = serving_env.env(AIDETECTOR_MODEL_TAG=vit_model.tag)
+    handle = start_server(env, serving_env.root / "vit-server.log", API_KEY)
+    try:
+        wait_until(handle, "/readyz", 200)
+        yield handle
+    finally:
+        handle.stop()
 
 
 @pytest.fixture(scope="session")

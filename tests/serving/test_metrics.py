@@ -133,6 +133,6 @@ def test_random_paths_add_no_metric_series(server: BentoServer) -> None:
     assert growth < 0.05, f"/metrics grew {growth:.1%}: {len(before)} -> {len(after)} bytes"
     endpoints = set(re.findall(r'bentoml_service_request_total\{endpoint="([^"]*)"', after))
     assert "<unmatched>" in endpoints
-    assert endpoints <= {"<unmatched>", "/predict", "/predict_batch", "/feedback", "/",
+    assert endpoints <= {"<unmatched>", "/predict", "/predict_batch", "/explain", "/feedback", "/",
                          "/infer_arrays", "/livez", "/readyz", "/healthz", "/schema.json",
                          "/docs.json", "/static_content/{path}"}  # fmt: skip

@@ -31,6 +31,7 @@ def test_the_page_is_served_at_the_root(server: BentoServer) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert 'id="file"' in response.text and "/predict" in response.text
+    assert 'id="why"' in response.text and "/explain" in response.text
 
 
 needs_chromium = pytest.mark.skipif(
@@ -116,3 +117,24 @@ def test_an_uncertain_answer_shows_why_on_the_page(page: Any, tmp_path: Path) ->
     # Feedback still works: the truth is most useful where the model is unsure.
     page.find_element(By.CSS_SELECTOR, "#feedback button[data-label=REAL]").click()
     wait.until(lambda d: d.find_element(By.ID, "feedback-status").text.startswith("thanks;"))
+
+
+@needs_chromium
+def test_the_why_button_shows_the_heatmap_of_the_verdict(page: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    image = tmp_path / "why.jpg"
+    image.write_bytes(encode(photo(23), "JPEG"))
+    wait = upload(page, image)
+    label = page.find_element(By.ID, "label").text
+    page.find_element(By.ID, "why").click()
+    wait.until(lambda d: d.find_element(By.ID, "why-status").text.startswith("Heatmap for"))
+    page.save_screenshot(str(tmp_path / "why.png"))
+    status = page.find_element(By.ID, "why-status").text
+    # The map is of the model's guess, the class the page names.
+    assert status.startswith(f"Heatmap for {label}:") and "Grad-CAM on layer2" in status
+    overlay = page.find_element(By.ID, "explanation")
+    assert overlay.is_displayed()
+    assert overlay.get_attribute("src").startswith("data:image/png;base64,")
+    # The PNG decoded in the browser at its full size.
+    assert page.execute_script("return arguments[0].naturalWidth;", overlay) == 256

@@ -1,4 +1,5 @@
-"""Evaluate an exported model on the evaluation suite: metrics, calibration, FP16, plots."""
+"""Evaluate an exported model on the evaluation suite: metrics, calibration, FP16, plots, and
+the most confident mistakes with their heatmaps."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from aidetector.classes import ClassOrder
 from aidetector.config_schema import EvaluateConfig, RunConfig
 from aidetector.evaluation.metrics import classification_metrics, roc_points
+from aidetector.evaluation.mistakes import MistakeGallery, most_confident_mistakes
 from aidetector.evaluation.plots import (
     confusion_rows,
     save_confusion_png,
@@ -43,6 +45,7 @@ class EvaluationResult:
     prob_fake: np.ndarray
     class_order: ClassOrder
     suite: SuiteScores | None = None
+    mistakes: MistakeGallery | None = None
 
     def predicted_labels(self, threshold: float = 0.5) -> np.ndarray:
         """Return the predicted label index per sample, in the data's label order."""
@@ -76,8 +79,14 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: EvaluateConfig) -> Ev
     )
     metrics.update({key: scores.model[key] for key in model_keys})
     metrics["num_params"] = count_parameters(loaded.network)
+    mistakes = most_confident_mistakes(loaded, suite.test.images, labels, prob_fake, order)
     return EvaluationResult(
-        metrics=metrics, labels=labels, prob_fake=prob_fake, class_order=order, suite=scores
+        metrics=metrics,
+        labels=labels,
+        prob_fake=prob_fake,
+        class_order=order,
+        suite=scores,
+        mistakes=mistakes,
     )
 
 
@@ -115,6 +124,8 @@ def write_evaluation_outputs(result: EvaluationResult, cfg: RunConfig, model_nam
             png_dir / "reliability.png",
             title,
         )
+    if result.mistakes is not None:
+        result.mistakes.write(png_dir)  # under png/: a DVC output of the stage, like the plots
     history = cfg.paths.train_reports / model_name / "history.csv"
     if history.is_file():
         save_history_png(history, png_dir / "training_curves.png", model_name)

@@ -21,7 +21,7 @@ from torch import nn
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.models.domain import DOMAIN_FILE, DomainProfile
-from aidetector.models.factory import build_network, network_kwargs
+from aidetector.models.factory import build_network, default_explain_layer, network_kwargs
 from aidetector.preprocessing import Preprocessing
 
 WEIGHTS_FILE = "model.safetensors"
@@ -59,6 +59,28 @@ class LoadedModel:
         """The fitted softmax temperature (1.0 for a model saved before calibration)."""
         return float(self.config.get("temperature", 1.0))
 
+    @property
+    def explain_layer(self) -> str:
+        """The module Grad-CAM explains: config.yaml's, else the family default.
+
+        Directories saved before explanations existed have none; the default keeps them
+        explainable.
+        """
+        recorded = self.config.get("explain_layer")
+        if recorded:
+            return str(recorded)
+        network_config = self.config.get("network")
+        if not isinstance(network_config, dict):
+            raise AidetectorError("the model's config.yaml has neither explain_layer nor network")
+        return explain_layer_for(self.network, network_config)
+
+
+def explain_layer_for(network: nn.Module, network_config: dict[str, Any]) -> str:
+    """Return the default explained layer of a built network (see default_explain_layer)."""
+    blocks = getattr(network, "blocks", None)
+    depth = len(blocks) if isinstance(blocks, nn.Sequential) else None
+    return default_explain_layer(network_config, depth)
+
 
 def model_files(config: dict[str, Any]) -> list[str]:
     """Return the files that make up a model directory: weights, domain profile, config, metrics."""
@@ -86,6 +108,7 @@ def save_model_dir(
     extra: dict[str, Any] | None = None,
     temperature: float = 1.0,
     domain: DomainProfile | None = None,
+    explain_layer: str | None = None,
 ) -> Path:
     """Write weights (cast to precision), config.yaml and optional metrics.json; return out_dir.
 
@@ -93,7 +116,8 @@ def save_model_dir(
     directory takes the label order from.
 
     temperature (fitted on validation data) and the domain profile travel with the weights,
-    so that every copy of the directory predicts and flags the same way.
+    so that every copy of the directory predicts and flags the same way. So does the layer
+    that explanations attribute to (explain_layer; the family default when None).
     """
     if precision not in PRECISIONS:
         raise AidetectorError(f"unknown precision '{precision}'; use fp32 or fp16")
@@ -108,6 +132,14 @@ def save_model_dir(
     }
     weights_path = out_dir / WEIGHTS_FILE
     save_file(state, str(weights_path), metadata={"precision": precision})
+    layer = explain_layer or explain_layer_for(network, network_kwargs(spec))
+    try:
+        network.get_submodule(layer)  # a typo fails here, not at the first explanation
+    except AttributeError as error:
+        raise AidetectorError(
+            f"explain_layer {layer!r} is not a module of {spec['arch']} ({error}); "
+            f"name one of its modules, e.g. layer4 or blocks.11.norm1"
+        ) from error
     config = {
         "format_version": FORMAT_VERSION,
         "name": spec.get("name", spec["arch"]),
@@ -119,6 +151,7 @@ def save_model_dir(
         "weights_file": WEIGHTS_FILE,
         "weights_sha256": file_sha256(weights_path),
         "temperature": float(temperature),
+        "explain_layer": layer,
         **({"domain": domain.save(out_dir)} if domain is not None else {}),
         **(extra or {}),
     }

@@ -18,6 +18,11 @@ KNOWN_ARCHS: dict[str, str] = {
     "vit_base_patch16_224": "vit",
 }
 MIN_CNN_SIZE = 32
+# A Grad-CAM map coarser than this many cells per side cannot say where anything is: a
+# resnet18 at 32 px reduces its input to 1x1 by layer4, so a shallower stage is explained.
+MIN_CAM_SIDE = 4
+# ResNet stages and their stride with the stem's max-pool (half of it without).
+RESNET_STAGE_STRIDES = (("layer4", 32), ("layer3", 16), ("layer2", 8), ("layer1", 4))
 
 
 def validate_network_spec(arch: str, img_size: int, patch_size: int | None = None) -> None:
@@ -86,3 +91,25 @@ def count_parameters(network: nn.Module) -> int:
 def network_kwargs(spec: dict[str, object]) -> dict[str, object]:
     """Strip Hydra keys from a model config node, leaving build_network's arguments."""
     return {key: value for key, value in spec.items() if not key.startswith("_")}
+
+
+def default_explain_layer(network_config: dict[str, Any], depth: int | None = None) -> str:
+    """Return the module path Grad-CAM explains for a network config (config.yaml's `network`).
+
+    A CNN: the deepest ResNet stage whose map has at least MIN_CAM_SIDE cells per side
+    (`layer4` at 224 px; `layer2` for a 32 px resnet18). A ViT: `blocks.<last>.norm1`, the
+    input of the last block's attention. Not the last block's output: the classifier reads
+    only the class token, which no patch token of that output reaches, so its gradients
+    there are zero. depth (the number of ViT blocks) comes from the built network.
+    """
+    arch = str(network_config["arch"])
+    if KNOWN_ARCHS.get(arch) == "vit":
+        if depth is None:
+            raise AidetectorError(f"default_explain_layer needs the block count of {arch}")
+        return f"blocks.{depth - 1}.norm1"
+    img_size = int(network_config["img_size"])
+    pool = 1 if network_config.get("stem_pool", True) else 2
+    for stage, stride in RESNET_STAGE_STRIDES:
+        if img_size * pool // stride >= MIN_CAM_SIDE:
+            return stage
+    return "layer1"

@@ -1,4 +1,4 @@
-"""HTTP routes mounted into the BentoML service: /predict, /predict_batch, /feedback, the page.
+"""HTTP routes mounted into the BentoML service: predict, predict_batch, explain, feedback, page.
 
 They are plain Starlette routes rather than @bentoml.api methods because they take raw image
 bytes as well as multipart files, and must size-check the body while it streams in. They
@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from aidetector.serving.access import caller_of
 from aidetector.serving.limits import (
     ClientDisconnected,
     RequestRejected,
+    Upload,
     UploadIOError,
     read_body,
     read_uploads,
@@ -76,16 +78,18 @@ def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message, "status": status}, status_code=status, headers=headers)
 
 
-async def _answer(request: Request, endpoint: str, batch: bool) -> Response:
+# What a route computes from the predictor, its uploads and the start time: the JSON body.
+Answer = Callable[[Predictor, list[Upload], float], Awaitable[Any]]
+
+
+async def _answer(request: Request, endpoint: str, batch: bool, compute: Answer) -> Response:
     started = time.perf_counter()
     metrics = service_metrics()
     service: DetectorService = bentoml.get_current_service()
     try:
         predictor = service.predictor(request)
         uploads = await read_uploads(request, service.settings, batch)
-        results = await predictor.predict(uploads, started)
-        body: Any = {"results": results, "count": len(results)} if batch else results[0]
-        response: Response = JSONResponse(body)
+        response: Response = JSONResponse(await compute(predictor, uploads, started))
     except RequestRejected as rejected:
         response = error_response(rejected.status, rejected.message)
         metrics.errors.labels(type=rejected.reason).inc()
@@ -112,18 +116,41 @@ async def _answer(request: Request, endpoint: str, batch: bool) -> Response:
         log_event("error", logging.ERROR, endpoint=endpoint, error=repr(error))
         response = error_response(500, "internal error; it has been logged")
     metrics.requests.labels(endpoint=endpoint, status=str(response.status_code)).inc()
-    metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+    elapsed = time.perf_counter() - started
+    if endpoint == "explain":
+        metrics.explain_latency.observe(elapsed)
+    else:
+        metrics.latency.labels(endpoint=endpoint).observe(elapsed)
     return response
+
+
+async def _verdict(predictor: Predictor, uploads: list[Upload], started: float) -> Any:
+    (result,) = await predictor.predict(uploads, started)  # read_uploads gave exactly one
+    return result
+
+
+async def _batch_verdicts(predictor: Predictor, uploads: list[Upload], started: float) -> Any:
+    results = await predictor.predict(uploads, started)
+    return {"results": results, "count": len(results)}
+
+
+async def _explanation(predictor: Predictor, uploads: list[Upload], started: float) -> Any:
+    return await predictor.explain(uploads[0], started)
 
 
 async def predict(request: Request) -> Response:
     """POST /predict: one image as raw bytes or a multipart file."""
-    return await _answer(request, "predict", batch=False)
+    return await _answer(request, "predict", False, _verdict)
 
 
 async def predict_batch(request: Request) -> Response:
     """POST /predict_batch: up to max_batch_images multipart files, answered in order."""
-    return await _answer(request, "predict_batch", batch=True)
+    return await _answer(request, "predict_batch", True, _batch_verdicts)
+
+
+async def explain(request: Request) -> Response:
+    """POST /explain: one image like /predict; the verdict plus a Grad-CAM overlay of it."""
+    return await _answer(request, "explain", False, _explanation)
 
 
 def _parse_feedback(body: bytes, class_names: tuple[str, ...]) -> tuple[str, str]:
@@ -217,6 +244,7 @@ router = Router(
         Route("/", index, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
         Route("/predict_batch", predict_batch, methods=["POST"]),
+        Route("/explain", explain, methods=["POST"]),
         Route("/feedback", feedback, methods=["POST"]),
     ]
 )

@@ -20,6 +20,7 @@ from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from starlette.requests import Request
 
 from aidetector.errors import AidetectorError
+from aidetector.explain import Explainer
 from aidetector.serving.access import AccessMiddleware, AccessPolicy
 from aidetector.serving.bentoml_internals import find_batch_runner, label_http_metrics_by_route
 from aidetector.serving.cache import PredictionCache
@@ -65,7 +66,7 @@ label_http_metrics_by_route(route_label)
 )
 @bentoml.asgi_app(router, path="/")
 class AIDetector:
-    """Serves the champion: /predict, /predict_batch, /feedback, the page, health, metrics."""
+    """Serves the champion: predict, explain, feedback, the page, health and metrics."""
 
     model_ref = bentoml.models.BentoModel(SETTINGS.model_tag)
 
@@ -137,6 +138,9 @@ class AIDetector:
                 feedback,
                 self.metrics,
                 engine.check_domain,
+                explainer=Explainer(
+                    engine.loaded, SETTINGS.explain_concurrency, SETTINGS.threshold
+                ),
             )
             self.metrics.ready.set(1)
             if self.sentry_on:

@@ -50,6 +50,9 @@ class ServeSettings(StrictModel):
     max_request_pixels: int = Field(ge=1)
     # Images decoded at once per worker; each holds up to ~25 bytes per pixel while it runs.
     decode_concurrency: int = Field(ge=1)
+    # /explain calls computed at once per worker (a forward and a backward pass each, in a
+    # worker thread, on its own float32 copy of the network); the others wait.
+    explain_concurrency: int = Field(ge=1)
     # An over-limit body is read and discarded up to this many bytes, for this long, before
     # the 413, so that clients that send the whole body before reading still see the answer.
     drain_bytes: int = Field(ge=0)

@@ -8,6 +8,7 @@ plain REAL/FAKE guess for clients that predate the domain check.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from aidetector.explain import OVERLAY_SIDE, Explainer, Explanation, render_overlay
 from aidetector.models.domain import DomainCheck
 from aidetector.preprocessing import Preprocessing
 from aidetector.serving.cache import CachedPrediction, PredictionCache
@@ -82,6 +84,7 @@ class Predictor:
         metrics: ServiceMetrics,
         check_domain: CheckDomain,
         run_batch: RunBatch | None = None,
+        explainer: Explainer | None = None,
     ) -> None:
         self.settings = settings
         self.preprocessing = preprocessing
@@ -94,6 +97,9 @@ class Predictor:
         self.run_batch = run_batch
         # Shared by every request of this worker: big decodes run at most this many at once.
         self.decode_limiter = anyio.CapacityLimiter(settings.decode_concurrency)
+        self.explainer = explainer
+        # Explanations run in worker threads, this many at once: the event loop stays free.
+        self.explain_limiter = anyio.CapacityLimiter(settings.explain_concurrency)
 
     async def predict(self, uploads: list[Upload], started: float) -> list[dict[str, Any]]:
         """Return one verdict per upload, in order; bad input raises RequestRejected."""
@@ -133,6 +139,53 @@ class Predictor:
             self._record(result, check)
             results.append(result)
         return results
+
+    async def explain(self, upload: Upload, started: float) -> dict[str, Any]:
+        """Return the verdict plus a Grad-CAM overlay of its label; bad input: RequestRejected.
+
+        Never cached and never batched: the map needs a backward pass of its own.
+        """
+        assert self.explainer is not None, "the predictor has no explainer"
+        image_id = (await anyio.to_thread.run_sync(image_ids, [upload]))[0]
+        decoded = await decode_uploads(
+            [upload], self.settings, self.preprocessing, self.decode_limiter
+        )
+        image = decoded.arrays[0]
+        explanation, overlay = await anyio.to_thread.run_sync(
+            self._explain_and_render, image, limiter=self.explain_limiter
+        )
+        width, height = decoded.sizes[0]
+        prediction = CachedPrediction(
+            explanation.prob_fake, explanation.domain_score, width, height
+        )
+        check = self.check_domain(prediction.domain_score, width, height)
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        body = prediction_body(
+            image_id, prediction, check, self.settings.threshold, self.identity, False, latency_ms
+        )
+        body["explanation"] = {
+            "method": "grad_cam",
+            "class": explanation.label,
+            "layer": explanation.layer,
+            "map_shape": list(explanation.attribution.shape),
+            "overlay_png": base64.b64encode(overlay).decode("ascii"),
+            "overlay_size": [OVERLAY_SIDE, OVERLAY_SIDE],
+        }
+        log_event(
+            "explanation",
+            image_id=image_id,
+            prediction=body["label"],
+            prob_fake=body["prob_fake"],
+            layer=explanation.layer,
+            latency_ms=body["latency_ms"],
+            model_version=self.identity.version,
+        )
+        return body
+
+    def _explain_and_render(self, image: np.ndarray) -> tuple[Explanation, bytes]:
+        assert self.explainer is not None
+        explanation = self.explainer.explain(image)
+        return explanation, render_overlay(image, explanation)
 
     def _record(self, result: dict[str, Any], check: DomainCheck) -> None:
         self.metrics.predictions.labels(label=result["label"]).inc()
