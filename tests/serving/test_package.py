@@ -100,7 +100,10 @@ def test_the_bento_builds_in_the_v2_format_and_serves(
     # copy of the page must come back from GET /.
     page = src / "aidetector" / "serving" / "static" / "index.html"
     page.write_text(page.read_text() + "<!-- served from the Bento -->\n")
-    env = {k: v for k, v in serving_env.env(API_KEY=API_KEY).items() if k != "PYTHONPATH"}
+    # The session's store holds other models too (a container's holds only the Bento's):
+    # name the one this Bento was built with, or `latest` is whichever was imported last.
+    served = serving_env.env(API_KEY=API_KEY, AIDETECTOR_MODEL_TAG=model.tag)
+    env = {k: v for k, v in served.items() if k != "PYTHONPATH"}
     port = free_port()
     log_path = tmp_path / "bento-serve.log"
     with log_path.open("wb") as log:
