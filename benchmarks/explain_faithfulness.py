@@ -34,7 +34,7 @@ from aidetector.faithfulness import (
     deletion_scores,
     fit_reference_model,
 )
-from aidetector.inference import predict_prob_fake
+from aidetector.inference import model_prob_fake
 from aidetector.models.artifact import LoadedModel, load_model_dir
 
 RESULTS = Path(__file__).parent / "results" / "explain_faithfulness.json"
@@ -65,13 +65,7 @@ def explain_ms(loaded: LoadedModel, images: np.ndarray, repeats: int = 10) -> fl
 
 def heldout_accuracy(loaded: LoadedModel, images: np.ndarray, labels: np.ndarray) -> float:
     """Accuracy on the held-out images (labels: 1 = FAKE, the reference models' order)."""
-    prob_fake = predict_prob_fake(
-        loaded.network,
-        loaded.preprocessing,
-        images,
-        temperature=loaded.temperature,
-        fake_index=loaded.class_order.fake_index,
-    )
+    prob_fake = model_prob_fake(loaded, images)
     return float(((prob_fake >= 0.5) == labels).mean())
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.explain import OVERLAY_SIDE, Explainer, TokenGrid, render_overlay
-from aidetector.inference import predict_prob_fake
+from aidetector.inference import model_prob_fake
 from aidetector.models.artifact import LoadedModel, load_model_dir, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
@@ -47,13 +47,7 @@ def test_the_map_explains_the_predicted_class_with_the_prediction_paths_numbers(
     loaded = saved(tmp_path, spec)
     explainer = Explainer(loaded, threshold=0.5)
     images = np.stack([noise(seed) for seed in range(6)])
-    offline = predict_prob_fake(
-        loaded.network,
-        loaded.preprocessing,
-        images,
-        temperature=loaded.temperature,
-        fake_index=loaded.class_order.fake_index,
-    )
+    offline = model_prob_fake(loaded, images)
     for image, prob_fake in zip(images, offline, strict=True):
         explanation = explainer.explain(image)
         assert explanation.prob_fake == pytest.approx(float(prob_fake), abs=1e-5)

@@ -14,7 +14,7 @@ from aidetector.faithfulness import (
     deletion_scores,
     fit_reference_model,
 )
-from aidetector.inference import predict_prob_fake
+from aidetector.inference import model_prob_fake
 from conftest import TINY_VIT_SPEC
 
 CNN_SPEC = {"name": "resnet18", "family": "cnn", "arch": "resnet18", "img_size": 32}
@@ -34,13 +34,7 @@ def test_removing_the_most_attributed_pixels_first_lowers_the_verdict_faster_tha
 ) -> None:
     loaded = fit_reference_model(spec, tmp_path / "model", steps=steps)
     images, labels = bright_square_images(24, seed=1000)
-    prob_fake = predict_prob_fake(
-        loaded.network,
-        loaded.preprocessing,
-        images,
-        temperature=loaded.temperature,
-        fake_index=loaded.class_order.fake_index,
-    )
+    prob_fake = model_prob_fake(loaded, images)
     accuracy = float(((prob_fake >= 0.5) == labels).mean())
     assert accuracy >= 0.8, f"the model did not learn the task (accuracy {accuracy:.2f})"
     scores = deletion_scores(loaded, Explainer(loaded), list(images))

@@ -26,7 +26,7 @@ import torch
 
 from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.explain import Explainer
-from aidetector.inference import predict_prob_fake
+from aidetector.inference import model_prob_fake
 from aidetector.models.artifact import LoadedModel, load_model_dir, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
@@ -68,15 +68,8 @@ def deletion_curve(
         removed = order[: round(step / steps * height * width)]
         flat = variants[step].reshape(-1, 3)
         flat[removed] = baseline
-    prob_fake = predict_prob_fake(
-        loaded.network,
-        loaded.preprocessing,
-        variants,
-        temperature=loaded.temperature,
-        fake_index=loaded.class_order.fake_index,
-    )
-    fake = loaded.class_order.names[loaded.class_order.fake_index]
-    return np.asarray(prob_fake if label == fake else 1.0 - prob_fake, dtype=np.float64)
+    prob_fake = model_prob_fake(loaded, variants)
+    return np.asarray(prob_fake if label == FAKE else 1.0 - prob_fake, dtype=np.float64)
 
 
 def curve_area(curve: np.ndarray) -> float:

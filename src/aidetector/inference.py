@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from torch import nn
 
 from aidetector.models.domain import DomainProfile
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
+
+if TYPE_CHECKING:
+    from aidetector.models.artifact import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,18 @@ def predict_prob_fake(
         network, preprocessing, images, batch_size, temperature, fake_index=fake_index
     )
     return outputs.prob_fake
+
+
+def model_prob_fake(loaded: LoadedModel, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Return a loaded model's calibrated P(FAKE) for HxWx3 uint8 images, through its own order."""
+    return predict_prob_fake(
+        loaded.network,
+        loaded.preprocessing,
+        images,
+        batch_size,
+        loaded.temperature,
+        fake_index=loaded.class_order.fake_index,
+    )
 
 
 @torch.inference_mode()
