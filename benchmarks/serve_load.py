@@ -105,6 +105,7 @@ class Setting:
     bodies: list[Body]
     images_per_request: int = 1
     flush: bool = False
+    server: str = ""  # the server's base URL, filled in once it is up
     index: int = 0
     points: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -113,15 +114,18 @@ def measure(setting: Setting, concurrency: int, seconds: float, stack: Stack) ->
     """One point; cache-miss settings start from an empty cache and never reuse an image."""
     if setting.flush:
         stack.flush_cache()
+    cpu_before = stack.cpu_seconds(setting.server)
     result, setting.index = run_load(
         setting.name, setting.url, setting.bodies, concurrency, seconds,
         images_per_request=setting.images_per_request, start_index=setting.index,
     )  # fmt: skip
+    # CPU per request barely depends on what else shares the cores; throughput does.
+    cpu_ms = (stack.cpu_seconds(setting.server) - cpu_before) * 1000 / max(result.requests, 1)
     print(f"  {setting.name:<22} c={concurrency:<3} {result.throughput_rps:8.1f} req/s "
           f"{result.images_per_s:8.1f} img/s  p50 {result.p50_ms:7.1f}  p95 {result.p95_ms:7.1f}"
           f"  p99 {result.p99_ms:7.1f} ms  errors {result.errors}  cached "
-          f"{result.cached_fraction}", flush=True)  # fmt: skip
-    return result.as_dict()
+          f"{result.cached_fraction}  server cpu {cpu_ms:.2f} ms/req", flush=True)  # fmt: skip
+    return {**result.as_dict(), "server_cpu_ms_per_request": round(cpu_ms, 3)}
 
 
 def median_point(points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -197,7 +201,7 @@ def main() -> int:
             if server not in urls:
                 target, working_dir, env = servers[server]
                 urls[server] = running.enter_context(stack.serving(target, working_dir, **env))
-            setting.url = urls[server] + path
+            setting.server, setting.url = urls[server], urls[server] + path
             settings.append(setting)
         for setting in settings:  # warm-up: trains BentoML's batcher, fills the hit path
             measure(setting, 8, 2.0, stack)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import redis
 import requests
 from omegaconf import OmegaConf
@@ -41,6 +42,7 @@ class Stack:
             stderr=subprocess.DEVNULL,
         )
         self.servers = 0
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("API_KEY", "SENTRY_DSN")}
@@ -67,9 +69,11 @@ class Stack:
     def serving(self, target: str, working_dir: Path, **env: str) -> Iterator[str]:
         """Run one server for the block; yield its URL."""
         url, process = self.serve(target, working_dir, **env)
+        self.processes[url] = process
         try:
             yield url
         finally:
+            del self.processes[url]
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=60)
 
@@ -99,6 +103,16 @@ class Stack:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"{target} never became ready; see {log.name}")
+
+    def cpu_seconds(self, url: str) -> float:
+        """User + system CPU seconds used so far by the server at url and its workers."""
+        root = psutil.Process(self.processes[url].pid)
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
 
     def close(self) -> None:
         self.redis.terminate()
