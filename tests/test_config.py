@@ -180,3 +180,19 @@ def test_what_dvc_exp_run_writes_loads_as_typed_params(
     compose_and_dump(params, conf, None, "config", str(in_project_root), ["trainer.max_epochs=x"])
     with pytest.raises(AidetectorError, match=rf"^{params}: trainer\.max_epochs: expected"):
         load_params(params)
+
+
+def test_a_vit_from_scratch_gets_the_conv_stem_and_a_pretrained_one_patchify(
+    in_project_root: Path,
+) -> None:
+    def stem(*overrides: str) -> object:
+        cfg = compose_config(["model=vit_tiny", *overrides])
+        return cfg.model_spec("vit_tiny").instantiate_args()["conv_stem"]
+
+    assert stem() is True
+    assert stem("model.vit_tiny.pretrained=true") is False
+    assert stem("model.vit_tiny.conv_stem=false") is False
+    assert (
+        "conv_stem"
+        not in compose_config(["model=resnet18"]).model_spec("resnet18").instantiate_args()
+    )

@@ -218,6 +218,9 @@ class NetworkSpec(TargetSpec):
     drop_rate: float
     patch_size: int | None = None
     stem_pool: bool = True
+    # A ViT's patch embedding: a convolutional stem, or timm's patchify layer. None: the stem
+    # when trained from scratch, patchify when starting from pretrained (patchify) weights.
+    conv_stem: bool | None = None
     distill: DistillConfig | None = None
     # What train@<name> reads besides the code: the teacher's model directory, or the prepared
     # data again for a model without one (dvc.yaml's deps cannot be conditional).
@@ -226,8 +229,12 @@ class NetworkSpec(TargetSpec):
     def instantiate_args(self) -> dict[str, Any]:
         """Return build_network's arguments (the training-only keys left out)."""
         args = super().instantiate_args()
-        for key in ("distill", "learns_from"):
+        for key in ("distill", "learns_from", "conv_stem"):
             args.pop(key, None)
+        if self.family == "vit":  # resolved here, so the model directory records the choice
+            args["conv_stem"] = not self.pretrained if self.conv_stem is None else self.conv_stem
+        elif self.conv_stem is not None:
+            args["conv_stem"] = self.conv_stem  # build_network refuses it with a clear error
         return args
 
 

@@ -128,3 +128,17 @@ def test_an_explain_layer_that_is_not_a_module_is_refused_at_save(tmp_path: Path
         save_model_dir(
             network, SPEC, Preprocessing(32), tmp_path / "m", ORDER, explain_layer="blocks.99"
         )
+
+
+def test_a_conv_stem_vit_round_trips_and_records_its_stem(tmp_path: Path) -> None:
+    spec = {**SPEC, "conv_stem": True}
+    torch.manual_seed(0)
+    network = build_network(**spec).eval()
+    save_model_dir(network, spec, Preprocessing(image_size=32), tmp_path / "stem", ORDER)
+    assert read_model_config(tmp_path / "stem")["network"]["conv_stem"] is True
+    loaded = load_model_dir(tmp_path / "stem")
+    images = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(
+        predict_prob_fake(loaded.network, loaded.preprocessing, images, fake_index=1),
+        predict_prob_fake(network, loaded.preprocessing, images, fake_index=1),
+    )

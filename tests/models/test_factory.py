@@ -59,3 +59,30 @@ def test_default_explain_layer_keeps_a_map_of_at_least_four_cells_a_side(
     network: dict[str, object], layer: str
 ) -> None:
     assert default_explain_layer(network, depth=12) == layer
+
+
+@pytest.mark.parametrize(("img_size", "patch_size"), [(32, 4), (224, 16)])
+def test_conv_stem_gives_the_patch_grid_of_patchify(img_size: int, patch_size: int) -> None:
+    args = {"arch": "vit_tiny_patch16_224", "img_size": img_size, "patch_size": patch_size}
+    stem, patchify = build_network(**args, conv_stem=True), build_network(**args)
+    assert stem.patch_embed.grid_size == patchify.patch_embed.grid_size
+    convs = [m for m in stem.patch_embed.modules() if isinstance(m, torch.nn.Conv2d)]
+    # log2(patch) stride-2 3x3 convolutions, then a 1x1 to the embedding width.
+    assert [c.stride[0] for c in convs] == [2] * (patch_size.bit_length() - 1) + [1]
+    assert convs[-1].kernel_size == (1, 1) and convs[-1].out_channels == stem.embed_dim
+    with torch.no_grad():
+        assert stem.eval()(torch.randn(2, 3, img_size, img_size)).shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"arch": "vit_tiny_patch16_224", "patch_size": 4, "pretrained": True}, "no pretrained"),
+        ({"arch": "resnet18"}, "ViTs only"),
+        ({"arch": "vit_tiny_patch16_224", "patch_size": 6, "img_size": 48}, "power-of-two"),
+    ],
+)
+def test_conv_stem_refuses_what_it_cannot_build(args: dict[str, object], message: str) -> None:
+    args = {"img_size": 32, **args}
+    with pytest.raises(AidetectorError, match=message):
+        build_network(**args, conv_stem=True)  # type: ignore[arg-type]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import timm
+from timm.layers import HybridEmbed
+from timm.models.vision_transformer_hybrid import ConvStem
 from torch import nn
 
 from aidetector.errors import AidetectorError
@@ -55,6 +58,7 @@ def build_network(
     patch_size: int | None = None,
     drop_rate: float = 0.0,
     stem_pool: bool = True,
+    conv_stem: bool = False,
     name: str | None = None,
     family: str | None = None,
 ) -> nn.Module:
@@ -64,11 +68,22 @@ def build_network(
     timm resamples the ViT position and patch embeddings to the requested sizes.
     stem_pool=False drops ResNet's stem max-pool: small (32 px) inputs then keep twice the
     resolution through the network, where generator artifacts live, for ~2-3x the compute.
+    conv_stem=True replaces a ViT's patchify layer with a convolutional stem (see conv_stem).
     """
     validate_network_spec(arch, img_size, patch_size)
     kwargs: dict[str, Any] = {"num_classes": num_classes, "drop_rate": drop_rate}
     if KNOWN_ARCHS[arch] == "vit":
         kwargs.update(img_size=img_size, patch_size=patch_size)
+        if conv_stem:
+            if pretrained:
+                raise AidetectorError(
+                    f"{arch}: conv_stem=true has no pretrained weights (they fit the patchify "
+                    f"layer); set pretrained=false or conv_stem=false"
+                )
+            assert patch_size is not None  # validate_network_spec checked it
+            kwargs.update(embed_layer=conv_stem_embed(patch_size), patch_size=1)
+    elif conv_stem:
+        raise AidetectorError(f"conv_stem applies to ViTs only, not {arch}")
     try:
         network = timm.create_model(arch, pretrained=pretrained, **kwargs)
     except (OSError, RuntimeError) as error:
@@ -81,6 +96,31 @@ def build_network(
     if KNOWN_ARCHS[arch] == "cnn" and not stem_pool:
         network.maxpool = nn.Identity()
     return network
+
+
+def conv_stem_embed(patch_size: int) -> Any:
+    """A ViT patch embedding built from a convolutional stem (Xiao et al. 2021).
+
+    Stride-2 3x3 convolutions with BatchNorm and ReLU down to the patch grid, then a 1x1
+    convolution to the embedding width: the same tokens as patchify, but with a CNN's local
+    bias. Trained from scratch on small data, a plain ViT stays at chance on the demo set.
+    """
+    if patch_size < 2 or patch_size & (patch_size - 1):
+        raise AidetectorError(f"conv_stem needs a power-of-two patch_size, got {patch_size}")
+    halvings = patch_size.bit_length() - 1
+
+    def embed(embed_dim: int, **kwargs: Any) -> nn.Module:
+        widths = tuple(max(embed_dim // 2 ** (halvings - i), 16) for i in range(halvings))
+        backbone = ConvStem(
+            in_chans=kwargs.get("in_chans", 3),
+            depth=halvings + 1,
+            channels=(*widths, embed_dim),
+            kernel_size=(3,) * halvings + (1,),
+            stride=(2,) * halvings + (1,),
+        )
+        return HybridEmbed(backbone, embed_dim=embed_dim, proj=False, **kwargs)
+
+    return partial(embed)
 
 
 def count_parameters(network: nn.Module) -> int:
