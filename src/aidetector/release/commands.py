@@ -34,12 +34,13 @@ def cmd_webhook_serve(cfg: RunConfig) -> None:
 
 def cmd_webhook_install(cfg: RunConfig, url: str | None, test: bool) -> None:
     """Create or update the release webhook on the tracking server and test it."""
+    from aidetector.release.settings import webhook_secret_from_env
+
+    secret = webhook_secret_from_env()  # before MLflow is imported: fail in a blink
     from aidetector.registry.client import connect, mlflow_errors, redact_uri
     from aidetector.release.install import install_webhook
-    from aidetector.release.settings import webhook_secret_from_env
     from aidetector.tracking import tracking_uri
 
-    secret = webhook_secret_from_env()
     uri = tracking_uri(cfg.mlflow)
     if not uri.startswith(("http://", "https://")):
         print(
