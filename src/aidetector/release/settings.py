@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from aidetector.errors import AidetectorError
 from aidetector.strict_model import StrictModel
@@ -19,6 +19,7 @@ ALERTMANAGER_TOKEN_ENV = "ALERTMANAGER_TOKEN"
 # Shorter secrets are refused: a placeholder such as `change-me` must never go live.
 MIN_SECRET_LENGTH = 16
 REPOSITORY = re.compile(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$")
+HUB_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 
 
 class GitHubSettings(StrictModel):
@@ -38,6 +39,20 @@ class RetrainSettings(StrictModel):
     cooldown_s: float = Field(ge=0)
 
 
+class HubSettings(StrictModel):
+    """Where deploy.yml publishes on Hugging Face after a deployment (`release.hub`)."""
+
+    model_repo: str | None
+    space: str | None
+
+    @field_validator("model_repo", "space")
+    @classmethod
+    def _org_name(cls, value: str | None) -> str | None:
+        if value is not None and not HUB_REPO.match(value):
+            raise ValueError(f"expected ORG/NAME or null, got {value!r}")
+        return value
+
+
 class ReleaseSettings(StrictModel):
     """The webhook receiver and `webhook install` (`release`, conf/release/)."""
 
@@ -52,6 +67,7 @@ class ReleaseSettings(StrictModel):
     max_body_bytes: int = Field(ge=1024)
     github: GitHubSettings
     retrain: RetrainSettings
+    hub: HubSettings
 
     def repository(self) -> str:
         """Return github.repository, or a one-line error if it is unset or not OWNER/REPO."""
