@@ -20,6 +20,7 @@ from aidetector.config import compose_params, load_config
 from aidetector.config_schema import RunConfig
 from aidetector.errors import AidetectorError
 from aidetector.registry.commands import REGISTRY_COMMANDS, add_registry_arguments
+from aidetector.release.commands import RELEASE_COMMANDS, WEBHOOK_ACTIONS, add_release_arguments
 
 log = logging.getLogger("aidetector")
 
@@ -146,6 +147,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "prepare-set": (cmd_prepare_set, "prepare the evaluation suite's extra image folders"),
     "evaluate": (cmd_evaluate, "evaluate trained models on the evaluation suite"),
     **REGISTRY_COMMANDS,
+    **RELEASE_COMMANDS,
 }
 PARAMS_HELP = "compose conf/ with overrides into params.yaml"
 
@@ -167,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     helps = {name: help_text for name, (_, help_text) in COMMANDS.items()}
     for name, help_text in {**helps, "params": PARAMS_HELP}.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
+        if name == "webhook":  # before the overrides, which would take any word
+            sub.add_argument("action", choices=WEBHOOK_ACTIONS, help="what to do")
         sub.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=vit_tiny")
         if name in ("train", "evaluate"):
             sub.add_argument("--model", help="only this configured model (default: all)")
@@ -175,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "params":
             sub.add_argument("--output", default="params.yaml", help="where to write")
         add_registry_arguments(name, sub)
+        add_release_arguments(name, sub)
     return parser
 
 

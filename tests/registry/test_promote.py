@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from aidetector.cli import main
 from aidetector.config_schema import RunConfig
 from aidetector.errors import AidetectorError
-from aidetector.registry.aliases import HISTORY_TAG
-from aidetector.registry.promote import promote_by_policy, promote_version, rollback
+from aidetector.registry.aliases import HISTORY_TAG, promote_version, rollback
+from aidetector.registry.promote import promote_by_policy
 from aidetector.registry.register import register_models
 from aidetector.registry.suite_scores import cache_path
 from conftest import with_value

@@ -14,9 +14,17 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from aidetector.config_schema import RunConfig
 from aidetector.errors import AidetectorError
 from aidetector.registry import CHALLENGER, CHAMPION
-from aidetector.registry.client import alias_version, get_registered_model, get_version
+from aidetector.registry.client import (
+    alias_version,
+    connect,
+    get_registered_model,
+    get_version,
+    mlflow_errors,
+)
+from aidetector.tracking import tracking_uri
 
 HISTORY_TAG = "champion_history"
 MAX_HISTORY = 200  # keeps the tag far below MLflow's 100 kB tag limit
@@ -95,3 +103,21 @@ def rollback_champion(client: MlflowClient, name: str) -> tuple[str, str]:
     _write_history(client, name, history)
     drop_self_challenge(client, name)
     return str(current), previous
+
+
+# The CLI's by-hand moves live here, away from the policy and its evaluation suite, so that
+# `aidetector promote --rollback` in an incident does not wait for torch to import.
+def promote_version(cfg: RunConfig, version: str) -> bool:
+    """Make version the champion by hand; return False if it already was."""
+    uri = tracking_uri(cfg.mlflow)
+    client = connect(uri)
+    with mlflow_errors(uri):
+        return set_champion(client, cfg.registry.name, version, by="manual")
+
+
+def rollback(cfg: RunConfig) -> tuple[str, str]:
+    """Move champion back to the previous champion; return (from_version, to_version)."""
+    uri = tracking_uri(cfg.mlflow)
+    client = connect(uri)
+    with mlflow_errors(uri):
+        return rollback_champion(client, cfg.registry.name)

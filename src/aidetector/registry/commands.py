@@ -27,17 +27,21 @@ def cmd_register(cfg: RunConfig, args: argparse.Namespace) -> None:
 
 def cmd_promote(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Promote by policy, or set champion by hand (--version N), or roll it back (--rollback)."""
-    from aidetector.registry.promote import promote_by_policy, promote_version, rollback
-
     name = cfg.registry.name
     if args.rollback:
+        from aidetector.registry.aliases import rollback
+
         previous, restored = rollback(cfg)
         print(f"{name}: champion rolled back from version {previous} to version {restored}")
     elif args.version is not None:
+        from aidetector.registry.aliases import promote_version
+
         changed = promote_version(cfg, args.version)
         state = "is now" if changed else "already was"
         print(f"{name}: version {args.version} {state} the champion")
     else:
+        from aidetector.registry.promote import promote_by_policy
+
         outcome = promote_by_policy(cfg, force=args.force)
         print(f"{name}: {outcome.decision.reason}")
         if not outcome.applied:

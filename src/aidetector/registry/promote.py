@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 from aidetector.config_schema import EvaluateConfig, RunConfig
 from aidetector.evaluation.suite import Suite, load_suite_from_config
 from aidetector.registry import CHAMPION
-from aidetector.registry.aliases import rollback_champion, set_challenger, set_champion
+from aidetector.registry.aliases import set_challenger, set_champion
 from aidetector.registry.client import alias_version, connect, get_registered_model, mlflow_errors
 from aidetector.registry.policy import Candidate, Decision, PromotionPolicy, decide_promotion
 from aidetector.registry.register import list_versions
@@ -170,19 +170,3 @@ def write_promotion_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     report = promotion_report(name, policy, decision, previous, applied, suite)
     path.write_text(json.dumps(report, indent=2) + "\n")
-
-
-def promote_version(cfg: RunConfig, version: str) -> bool:
-    """Make version the champion by hand; return False if it already was."""
-    uri = tracking_uri(cfg.mlflow)
-    client = connect(uri)
-    with mlflow_errors(uri):
-        return set_champion(client, cfg.registry.name, version, by="manual")
-
-
-def rollback(cfg: RunConfig) -> tuple[str, str]:
-    """Move champion back to the previous champion; return (from_version, to_version)."""
-    uri = tracking_uri(cfg.mlflow)
-    client = connect(uri)
-    with mlflow_errors(uri):
-        return rollback_champion(client, cfg.registry.name)
