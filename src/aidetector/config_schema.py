@@ -86,6 +86,7 @@ class ModuleConfig(TargetSpec):
 
     class_weighted_loss: bool
     label_smoothing: float
+    channels_last: bool = False
 
 
 class SchedulerConfig(OpenTargetSpec):

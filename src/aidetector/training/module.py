@@ -47,8 +47,11 @@ class DetectorModule(pl.LightningModule):
         class_weighted_loss: bool = False,
         label_smoothing: float = 0.0,
         teacher: Teacher | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
+        # NHWC activations: what cuDNN's tensor-core convolutions want under 16-mixed.
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.net = net
         self.preprocessing = preprocessing
         self.class_order = class_order
@@ -76,7 +79,8 @@ class DetectorModule(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Return logits for a uint8 (N, 3, H, W) batch."""
-        logits: torch.Tensor = self.net(self.preprocessing(images))
+        inputs = self.preprocessing(images).contiguous(memory_format=self.memory_format)
+        logits: torch.Tensor = self.net(inputs)
         return logits
 
     def _metrics(self, stage: str) -> MetricCollection:
@@ -130,6 +134,7 @@ class DetectorModule(pl.LightningModule):
         self._step(batch, "test")
 
     def on_fit_start(self) -> None:
+        self.net.to(memory_format=self.memory_format)
         for teacher in self._teachers:
             teacher.to(self.device)
 
