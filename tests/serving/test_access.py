@@ -6,6 +6,9 @@ one source alone cannot move model_accuracy, all on real `bentoml serve` process
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +42,18 @@ def test_requests_without_the_key_get_401(server: BentoServer, path: str, kwargs
     for response, word in ((missing, "missing"), (wrong, "invalid")):
         assert response.status_code == 401
         assert response.json()["error"].startswith(f"{word} API key")
+
+
+def test_a_client_that_sends_its_whole_body_first_reads_the_401(server: BentoServer) -> None:
+    # Refused unread, an 8 MB upload without a key got urllib a connection reset, not the 401.
+    body = b"\xff" * (8 * 1024 * 1024)
+    request = urllib.request.Request(
+        server.url + "/predict", data=body, headers={"Content-Type": "image/png"}, method="POST"
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=60)
+    assert refused.value.code == 401
+    assert json.loads(refused.value.read())["error"].startswith("missing API key")
 
 
 def test_the_key_works_as_a_header_or_a_bearer_token(server: BentoServer) -> None:

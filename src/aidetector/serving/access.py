@@ -25,8 +25,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aidetector.errors import AidetectorError
+from aidetector.serving.limits import drain_unread
 from aidetector.serving.metrics import service_metrics
-from aidetector.serving.settings import Secrets
+from aidetector.serving.settings import Secrets, ServeSettings
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/favicon.ico"})
 # Reached only through BentoML's batching dispatcher inside the process: from outside, one
@@ -140,9 +141,16 @@ class AccessMiddleware:
     can do to the gauge that pod exports.
     """
 
-    def __init__(self, app: ASGIApp, policy: AccessPolicy, feedback_rates: list[RateLimitItem]):
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: AccessPolicy,
+        feedback_rates: list[RateLimitItem],
+        settings: ServeSettings,
+    ):
         self.app = app
         self.policy = policy
+        self.settings = settings
         self.feedback_rates = feedback_rates
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
@@ -153,7 +161,7 @@ class AccessMiddleware:
             return
         path = scope["path"]
         if path in INTERNAL_PATHS:
-            await _send_json(send, 404, {"error": f"{path} is internal to the service"})
+            await self._refuse(scope, receive, send, 404, f"{path} is internal to the service")
             return
         if path in OPEN_PATHS:
             await self.app(scope, receive, send)
@@ -163,23 +171,40 @@ class AccessMiddleware:
         if caller is None:
             service_metrics().errors.labels(type="unauthorized").inc()
             reason = "missing" if key is None else "invalid"
-            await _send_json(
+            await self._refuse(
+                scope,
+                receive,
                 send,
                 401,
-                {"error": f"{reason} API key: send it in the X-API-Key header", "status": 401},
+                f"{reason} API key: send it in the X-API-Key header",
                 extra=[(b"www-authenticate", b'ApiKey header="X-API-Key"')],
             )
             return
-        if path == FEEDBACK_PATH and not await self._feedback_allowed(caller, send):
+        if path == FEEDBACK_PATH and not await self._feedback_allowed(caller, scope, receive, send):
             return
         scope[CALLER_SCOPE_KEY] = caller
         await self.app(scope, receive, send)
 
-    async def _feedback_allowed(self, caller: Caller, send: Send) -> bool:
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        message: str,
+        extra: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
+        # Drained first: a client that sends its whole body before reading gets the answer.
+        await drain_unread(scope, receive, self.settings)
+        await _send_json(send, status, {"error": message, "status": status}, extra)
+
+    async def _feedback_allowed(
+        self, caller: Caller, scope: Scope, receive: Receive, send: Send
+    ) -> bool:
         if not caller.may_send_feedback:
             service_metrics().errors.labels(type="forbidden").inc()
             message = "this key may not send feedback: /feedback takes a feedback key"
-            await _send_json(send, 403, {"error": message, "status": 403})
+            await self._refuse(scope, receive, send, 403, message)
             return False
         for rate in self.feedback_rates:
             if await self.limiter.hit(rate, "feedback", caller.source):
@@ -188,11 +213,7 @@ class AccessMiddleware:
             retry_after = max(1, int(stats.reset_time - time.time()) + 1)
             service_metrics().errors.labels(type="rate_limited").inc()
             message = f"feedback from {caller.source} is limited to {rate}; retry later"
-            await _send_json(
-                send,
-                429,
-                {"error": message, "status": 429},
-                extra=[(b"retry-after", str(retry_after).encode())],
-            )
+            extra = [(b"retry-after", str(retry_after).encode())]
+            await self._refuse(scope, receive, send, 429, message, extra)
             return False
         return True

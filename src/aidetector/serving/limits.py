@@ -18,6 +18,7 @@ import anyio
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive, Scope
 
 from aidetector.serving.settings import ServeSettings
 
@@ -102,6 +103,22 @@ async def _discard(chunks: AsyncIterator[bytes], received: int, settings: ServeS
                     return
         except ClientDisconnect:
             return  # gone: nobody will read the 413 anyway
+
+
+async def drain_unread(scope: Scope, receive: Receive, settings: ServeSettings) -> None:
+    """Drain the body of a request refused before it was read (401, 403, 429), like _discard.
+
+    Skipped when the client waits for `100 Continue` (it has sent nothing) or declares more
+    than drain_bytes (it gets the reset that size deserves).
+    """
+    request = Request(scope, receive)
+    declared = request.headers.get("content-length", "")
+    if request.headers.get("expect", "").lower() == "100-continue":
+        return
+    if declared and (not declared.isdigit() or int(declared) > settings.drain_bytes):
+        return
+    with contextlib.suppress(OSError):
+        await _discard(request.stream(), 0, settings)
 
 
 async def limited_stream(

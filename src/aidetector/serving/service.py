@@ -229,5 +229,5 @@ class AIDetector:
 # mypy does not apply class decorators, so it misses that @bentoml.service made AIDetector a
 # bentoml.Service, which has add_asgi_middleware.
 AIDetector.add_asgi_middleware(  # type: ignore[attr-defined]
-    AccessMiddleware, policy=ACCESS, feedback_rates=SETTINGS.feedback_rates
+    AccessMiddleware, policy=ACCESS, feedback_rates=SETTINGS.feedback_rates, settings=SETTINGS
 )
