@@ -101,6 +101,12 @@ def test_repro_produces_outputs_for_both_model_families(repo_copy: Path) -> None
         assert {"ece", "brier", "flagged", "accuracy_drop"} <= set(suite["test"])
         reliability = (repo_copy / "reports/eval" / model / "reliability.csv").read_text()
         assert reliability.startswith("bin_lower,bin_upper,confidence,accuracy,count")
+        assert (repo_copy / "reports/eval" / model / "drift_reference.json").is_file()
+    # evaluate -> register -> export -> package: the served model carries its drift reference.
+    name, version = package["model_tag"].split(":")
+    bento_model = repo_copy.parent / f"{repo_copy.name}-bentoml" / "models" / name / version
+    reference = json.loads((bento_model / "drift_reference.json").read_text())
+    assert {"width", "brightness", "high_freq", "prob_fake"} <= set(reference["features"])
     shown = json.loads(dvc(repo_copy, "metrics", "show", "--json"))
     assert "f1_fake" in json.dumps(shown)
     assert (repo_copy / "mlflow.db").is_file()

@@ -47,6 +47,7 @@ def cmd_prepare(cfg: RunConfig, args: argparse.Namespace) -> None:
         seed=cfg.data.seed,
         classes=cfg.data.classes,
         max_file_bytes=cfg.data.max_file_bytes,
+        extra_roots=cfg.data.extra_roots,
     )
     out_dir = cfg.paths.prepared
     write_prepared(dataset, out_dir)
@@ -61,7 +62,9 @@ def cmd_prepare(cfg: RunConfig, args: argparse.Namespace) -> None:
                     "duplicates",
                     "cross_split_duplicates",
                     "data_hash",
+                    "extra",
                 )
+                if k in report
             },
             indent=2,
         )

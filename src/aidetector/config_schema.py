@@ -187,6 +187,9 @@ class DataConfig(StrictModel):
     std: RGB
     # Files above this many bytes are skipped unread by ingest.
     max_file_bytes: int = Field(gt=0)
+    # Folders or fsspec URLs in the REAL/FAKE layout (the feedback store) whose new images
+    # are added to the training split only (data/extra.py).
+    extra_roots: Names = ()
 
     def preprocessing(self) -> Preprocessing:
         """Return the preprocessing this data config describes."""

@@ -30,7 +30,7 @@ def run_promtool(promtool: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_alert_rules_pass_promtool_check(promtool: str) -> None:
     result = run_promtool(promtool, "check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_alert_rules_fire_as_their_unit_tests_expect(promtool: str) -> None:
@@ -53,6 +53,7 @@ def test_every_required_alert_exists_and_is_unit_tested() -> None:
         "AIDetectorAccuracyDropped",
         "AIDetectorTooFewReadyReplicas",
         "AIDetectorGPUSaturated",
+        "AIDetectorInputDrift",
     }
     tested = {
         case["alertname"]
@@ -79,6 +80,7 @@ def test_dashboard_loads_with_the_promised_panels() -> None:
         "cache hit ratio",
         "predictions by label",
         "out-of-domain share",
+        "input drift",
         "model accuracy",
         "model version",
         "batch size",
@@ -114,3 +116,18 @@ def test_out_of_domain_share_divides_flagged_by_all_verdicts() -> None:
         assert "rate(inference_out_of_domain_total{" in flagged, target["expr"]
         assert "rate(predictions_total{" in total, target["expr"]
     assert any("by (reason_kind)" in t["expr"] for t in share["targets"])
+
+
+def test_the_drift_alert_fires_where_the_service_warns() -> None:
+    """AIDetectorInputDrift's threshold is serve.drift_psi_alert, the level at which the
+    service logs `input_drift`: one number, not two that drift apart."""
+    rules = yaml.safe_load(RULES.read_text())["groups"][0]["rules"]
+    drift = next(rule for rule in rules if rule["alert"] == "AIDetectorInputDrift")
+    serve = yaml.safe_load((REPO / "conf" / "serve" / "default.yaml").read_text())
+    assert (
+        drift["expr"].strip() == f"max by (feature) (input_drift_psi) > {serve['drift_psi_alert']}"
+    )
+    dashboard = json.loads(DASHBOARD.read_text())
+    panel = next(p for p in panels(dashboard) if p["title"].startswith("Input drift"))
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[-1]["value"] == serve["drift_psi_alert"]

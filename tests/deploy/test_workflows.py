@@ -133,6 +133,27 @@ def test_retrain_runs_by_hand_weekly_and_on_the_retrain_event() -> None:
     assert env["MLFLOW_TRACKING_URI"] == "${{ secrets.MLFLOW_TRACKING_URI }}"
 
 
+def test_retrain_merges_feedback_reproduces_pushes_and_lets_the_gates_decide() -> None:
+    retrain = load("retrain.yml")
+    assert {"workflow_dispatch", "schedule"} <= set(retrain["on"])
+    assert retrain["on"]["schedule"][0]["cron"]
+    runs = "\n".join(
+        str(step.get("run", "")) for job in retrain["jobs"].values() for step in job["steps"]
+    )
+    for command in (
+        "dvc pull",
+        "aidetector params",
+        "data.extra_roots=[$FEEDBACK_STORE]",
+        "dvc repro --force --single-item prepare",  # the store is no DVC dependency
+        "dvc repro promote",  # register, then the promotion gates
+        "dvc push",
+        "git push",
+    ):
+        assert command in runs, command
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert "register" in stages and "${registry.report}" in stages["promote"]["deps"]
+
+
 def test_secrets_are_referenced_by_name_only() -> None:
     for path in WORKFLOWS.glob("*.yml"):
         text = path.read_text()

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_suite import EXTRA_SET, SIZE, VARIANTS, prepare_suite_dirs
@@ -15,18 +16,23 @@ from aidetector.evaluation.evaluate import (
     evaluate_model,
     write_evaluation_outputs,
 )
-from aidetector.evaluation.suite import load_suite
+from aidetector.evaluation.suite import Suite, load_suite
 from aidetector.models.artifact import LoadedModel
+from aidetector.models.drift import DRIFT_FILE, FEATURES, DriftReference, image_features
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 from conftest import tiny_config
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory: pytest.TempPathFactory) -> EvaluationResult:
-    root = tmp_path_factory.mktemp("evaluate")
-    prepared, suite_dir = prepare_suite_dirs(root)
-    suite = load_suite(prepared, suite_dir, [EXTRA_SET], VARIANTS)
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
+    prepared, suite_dir = prepare_suite_dirs(tmp_path_factory.mktemp("evaluate"))
+    return load_suite(prepared, suite_dir, [EXTRA_SET], VARIANTS)
+
+
+@pytest.fixture(scope="module")
+def result(suite: Suite, tmp_path_factory: pytest.TempPathFactory) -> EvaluationResult:
+    root = tmp_path_factory.mktemp("evaluate-config")
     torch.manual_seed(0)
     network = build_network(arch="resnet18", img_size=SIZE).eval()
     config = {
@@ -96,3 +102,17 @@ def test_outputs_hold_the_suite_table_and_the_reliability_diagram(
     assert [m["file"] for m in gallery["mistakes"]] == [m.file for m in result.mistakes.mistakes]
     for mistake in result.mistakes.mistakes:
         assert (out_dir / "png" / "mistakes" / mistake.file).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_drift_reference_profiles_the_test_split(
+    suite: Suite, result: EvaluationResult, tmp_path: Path
+) -> None:
+    out_dir = write_evaluation_outputs(result, tiny_config(tmp_path), "resnet18")
+
+    reference = DriftReference.read(out_dir / DRIFT_FILE)
+    assert reference.samples == result.metrics["n"] == 6
+    assert reference.features == FEATURES  # native sizes come from the prepared manifest
+    # The test images, their native sizes and P(FAKE) themselves: PSI 0, nothing drifted.
+    sizes = np.stack([suite.test.meta.widths, suite.test.meta.heights], axis=1)
+    rows = np.column_stack([image_features(suite.test.images, sizes), result.prob_fake])
+    assert max(reference.psi(rows).values()) == pytest.approx(0.0, abs=1e-12)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from mlflow.tracking import MlflowClient
 
-from aidetector.models.artifact import read_model_config
+from aidetector.models.artifact import load_model_dir, read_model_config
+from aidetector.models.drift import DRIFT_FILE, FEATURES, fit_drift_reference
+from aidetector.registry.export import export_from_uri
 from aidetector.registry.register import list_versions, register_models
 
 from .conftest import (
@@ -101,3 +104,27 @@ def test_a_retrained_model_gets_the_next_major_number(
     retrained = register_models(cfg)
     assert [v.readable_name for v in retrained] == ["v2.0_vit_tiny_fp32", "v2.1_vit_tiny_fp16"]
     assert [v.version for v in retrained] == ["3", "4"]
+
+
+def test_both_versions_carry_the_evaluation_drift_reference(
+    tmp_path: Path, server_env: MlflowServer, trained_dirs: dict[str, Path]
+) -> None:
+    cfg = registry_config(tmp_path)
+    model_dir = install_trained_model(cfg, trained_dirs["vit_a"], eval_metrics())
+    rng = np.random.default_rng(0)
+    reference = fit_drift_reference(
+        rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8), [(32, 32)] * 20, rng.random(20)
+    )
+    reference.write(cfg.paths.eval_reports / "vit_tiny" / DRIFT_FILE)
+
+    registered = register_models(cfg)
+
+    assert not (model_dir / DRIFT_FILE).exists()  # train's output stays as train wrote it
+    for version in registered:
+        exported = export_from_uri(
+            server_env.uri, cfg.registry.name, tmp_path / version.precision, version=version.version
+        )
+        assert DRIFT_FILE in exported.files
+        loaded = load_model_dir(exported.out_dir)
+        assert loaded.drift is not None and loaded.drift.features == FEATURES
+        assert loaded.drift.to_dict() == reference.to_dict()

@@ -6,7 +6,8 @@ temporary BENTOML_HOME through the packaging CLI, starts one Redis and one Bento
 
 Each tiny model is calibrated (a temperature other than 1) and carries a domain profile
 fitted on noise photos of the tests' own size (TRAINING_SIZE), so the images of images.py
-are in domain and one eight times larger is not.
+are in domain and one eight times larger is not; and a drift reference fitted, as evaluation
+fits it, on more such photos, so that their traffic shows no drift.
 """
 
 from __future__ import annotations
@@ -29,13 +30,20 @@ import pytest
 import redis
 import requests
 import torch
+import yaml
 from omegaconf import OmegaConf
 
 from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.config import compose_params
 from aidetector.inference import collect_features_and_logits, run_batch
-from aidetector.models.artifact import load_model_dir, read_model_config, save_model_dir
+from aidetector.models.artifact import (
+    attach_drift_reference,
+    load_model_dir,
+    read_model_config,
+    save_model_dir,
+)
 from aidetector.models.domain import DomainProfile, FeatureGaussian, fit_domain_profile
+from aidetector.models.drift import DRIFT_FILE, fit_drift_reference
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch
 from aidetector.serving.cache import ModelKey
@@ -84,6 +92,8 @@ TEMPERATURES = {"1": 1.5, "2": 0.8}
 # 100 in-domain images by design; widened, no test image of images.py is flagged by chance,
 # while a black image (a domain score well above 1) still is.
 THRESHOLD_MARGIN = 1.5
+# Images behind each tiny model's drift reference (an evaluation's test split).
+DRIFT_REFERENCE_IMAGES = 400
 
 
 def free_port() -> int:
@@ -210,7 +220,25 @@ def fit_test_domain(network: torch.nn.Module, preprocessing: Preprocessing) -> D
     return DomainProfile(widened, fitted.sizes, fitted.percentile)
 
 
-def _make_model(root: Path, seed: int, temperature: float) -> Path:
+def attach_test_drift(model_dir: Path, arrays: np.ndarray) -> None:
+    """Fit a drift reference on training-like model inputs, as evaluation does on the test
+    split (the model's own P(FAKE) included), and put it into the model directory."""
+    loaded = load_model_dir(model_dir)
+    prob_fake, _ = run_batch(
+        loaded.network,
+        loaded.preprocessing,
+        arrays_to_batch(arrays),
+        loaded.temperature,
+        None,
+        fake_index=loaded.class_order.fake_index,
+    )
+    reference = fit_drift_reference(arrays, [TRAINING_SIZE] * len(arrays), prob_fake.numpy())
+    attach_drift_reference(
+        model_dir, reference.write(model_dir.parent / f"{model_dir.name}-{DRIFT_FILE}")
+    )
+
+
+def _make_model(root: Path, seed: int, temperature: float, drift_inputs: np.ndarray) -> Path:
     torch.manual_seed(seed)
     network = build_network(**SPEC).eval()
     preprocessing = Preprocessing(image_size=32)
@@ -225,6 +253,7 @@ def _make_model(root: Path, seed: int, temperature: float) -> Path:
         temperature=temperature,
         domain=fit_test_domain(network, preprocessing),
     )
+    attach_test_drift(model_dir, drift_inputs)
     return model_dir
 
 
@@ -272,15 +301,23 @@ def serving_env(tmp_path_factory: pytest.TempPathFactory) -> ServingEnv:
     previous = Path.cwd()
     os.chdir(PROJECT_ROOT)
     try:
-        cfg = compose_params(SERVE_OVERRIDES)
+        # Labelled images go under the session's folder, not the project's data/feedback.
+        cfg = compose_params([*SERVE_OVERRIDES, f"serve.feedback_store={root / 'feedback'}"])
     finally:
         os.chdir(previous)
     params_path = root / "params.yaml"
     params_path.write_text(OmegaConf.to_yaml(cfg))
     env = ServingEnv(root, params_path, root / "bentoml")
     env.settings = OmegaConf.to_container(cfg.serve)  # type: ignore[assignment]
+    preprocessing = Preprocessing(image_size=32)
+    drift_inputs = np.stack(
+        [
+            preprocessing.bytes_to_array(data)
+            for data in training_like_images(70_000, DRIFT_REFERENCE_IMAGES)
+        ]
+    )
     for version, seed in (("1", 0), ("2", 1)):
-        model_dir = _make_model(root, seed, TEMPERATURES[version])
+        model_dir = _make_model(root, seed, TEMPERATURES[version], drift_inputs)
         env.models[version] = import_model(
             env, model_dir, version, f"v{version}.0_cnn_resnet18_fp32"
         )
@@ -352,6 +389,8 @@ class BentoServer:
     api_key: str | None = None
     # Sent to /feedback instead of api_key (labeller-a's on the servers start_server starts).
     feedback_key: str | None = None
+    # Where this server's /feedback writes labelled images (serve.feedback_store).
+    feedback_store: Path | None = None
 
     def headers(self, path: str = "", **extra: str) -> dict[str, str]:
         key = self.feedback_key if path == "/feedback" and self.feedback_key else self.api_key
@@ -448,6 +487,40 @@ def server(serving_env: ServingEnv, redis_server: RedisServer) -> Iterator[Bento
         AIDETECTOR_MODEL_TAG=serving_env.models["1"].tag, REDIS_URL=redis_server.url
     )
     handle = start_server(env, serving_env.root / "server.log", f"{API_KEY},{ROTATED_API_KEY}")
+    try:
+        wait_until(handle, "/readyz", 200)
+        yield handle
+    finally:
+        handle.stop()
+
+
+# The store server's settings over the shared ones: a drift window the drift tests fill
+# exactly (scores recomputed on every image), and the packaged upload limits, which the
+# full-resolution xsource photos need (up to 4024 px, 2.3 MB).
+STORE_SERVER_SETTINGS = {
+    "drift_window": 200,
+    "drift_min_samples": 200,
+    "drift_update_every": 1,
+    "max_bytes": 20971520,
+    "max_pixels": 50000000,
+    "max_request_pixels": 100000000,
+    "max_batch_bytes": 25165824,
+}
+
+
+@pytest.fixture(scope="session")
+def store_server(serving_env: ServingEnv) -> Iterator[BentoServer]:
+    """Model version 2 with a feedback store of its own, a drift window of 200 images and
+    full-size upload limits; no Redis, so every image is decoded (and counted) once."""
+    store = serving_env.root / "store-server-feedback"
+    overrides = serving_env.root / "store-server.yaml"
+    overrides.write_text(yaml.safe_dump({**STORE_SERVER_SETTINGS, "feedback_store": str(store)}))
+    env = serving_env.env(
+        AIDETECTOR_MODEL_TAG=serving_env.models["2"].tag,
+        AIDETECTOR_SERVE_OVERRIDES=str(overrides),
+    )
+    handle = start_server(env, serving_env.root / "store-server.log")
+    handle.feedback_store = store
     try:
         wait_until(handle, "/readyz", 200)
         yield handle

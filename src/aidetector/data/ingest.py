@@ -9,6 +9,9 @@ Accepted layouts, with one folder per class (REAL and FAKE, or an alias such as 
 
 Class folders are read recursively, with each image's source group (scan.py).
 
+Images of `extra_roots` (the feedback store, extra.py) are added to the training split only,
+after the main data is split, so they never change the validation or test split.
+
 Every file is fully decoded with the serving path (open_rgb + resize_to_array); files that
 cannot be decoded are skipped and counted. Duplicates are detected by a hash of the decoded
 original pixels, so they are found across formats and file names, and no content hash ends up
@@ -25,6 +28,7 @@ import numpy as np
 
 from aidetector.classes import DEFAULT_ORDER
 from aidetector.data.decode import MAX_FILE_BYTES
+from aidetector.data.extra import collect_extra_images
 from aidetector.data.prepared import IngestReport, PreparedDataset
 from aidetector.data.scan import (
     check_data_folder,
@@ -52,8 +56,10 @@ def ingest_image_folder(
     seed: int,
     classes: Sequence[str] = DEFAULT_ORDER,
     max_file_bytes: int = MAX_FILE_BYTES,
+    extra_roots: Sequence[str] = (),
 ) -> PreparedDataset:
-    """Return the validated, deduplicated, resized and stratified splits of an image folder."""
+    """Return the validated, deduplicated, resized and stratified splits of an image folder,
+    with the new images of extra_roots added to the training split."""
     root = Path(root)
     classes = check_image_size_and_classes(image_size, classes)
     layout = _find_layout(root, classes)
@@ -78,6 +84,13 @@ def ingest_image_folder(
                     f"class folder {layout['test'][name]} has no usable images left after "
                     "removing label conflicts: add images to it"
                 )
+    extra = (
+        collect_extra_images(extra_roots, classes, image_size, scan.records, max_file_bytes)
+        if extra_roots
+        else None
+    )
+    if extra is not None:
+        chosen["train"] = chosen["train"] + extra.records
     splits = {split: to_split_data(chosen[split], image_size) for split in SPLITS}
     report = IngestReport(
         root=str(root),
@@ -99,6 +112,7 @@ def ingest_image_folder(
         ratios=ratios.to_dict(),
         groups=count_groups(kept_records, classes),
         native_sizes=native_size_range(splits["train"]),
+        extra=extra.report.to_dict() if extra is not None else {},
     )
     return PreparedDataset(splits=splits, classes=classes, image_size=image_size, report=report)
 

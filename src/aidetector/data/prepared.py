@@ -59,6 +59,8 @@ class IngestReport:
     groups: dict[str, dict[str, int]] = field(default_factory=dict)
     # min/max native width and height over the train split, before resizing.
     native_sizes: dict[str, int] = field(default_factory=dict)
+    # What data.extra_roots added to the train split (extra.py's ExtraReport); {} without any.
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""

@@ -70,12 +70,14 @@ def scan_class_folders(
     classes: tuple[str, ...],
     image_size: int,
     max_file_bytes: int = MAX_FILE_BYTES,
+    require_every_class: bool = True,
 ) -> FolderScan:
     """Decode every file under the class folders, in layout order then class order.
 
     layout maps a source split to its folder per class; its order is the priority order that
     deduplicate() relies on. Files over max_file_bytes are skipped unread. Raises when a class
-    folder yields no readable image.
+    folder yields no readable image, unless require_every_class is False: then a class may
+    have no folder or no images (extra roots, which add to a dataset).
     """
     scanned = dict.fromkeys(classes, 0)
     skipped = {name: dict.fromkeys(SKIP_REASONS, 0) for name in classes}
@@ -83,6 +85,8 @@ def scan_class_folders(
     with strict_decoding():
         for source_split, folders in layout.items():
             for label, name in enumerate(classes):
+                if name not in folders and not require_every_class:
+                    continue
                 folder = folders[name]
                 files, symlinks = _walk_class_folder(folder)
                 for link in symlinks:
@@ -110,7 +114,7 @@ def scan_class_folders(
                     )
                     records.append(record)
                     valid += 1
-                if valid == 0:
+                if valid == 0 and require_every_class:
                     raise AidetectorError(
                         f"class folder {folder} has no readable images: add image files "
                         "(any format Pillow reads) inside it or its subfolders"

@@ -29,6 +29,7 @@ from aidetector.evaluation.plots import (
 from aidetector.evaluation.scoring import SuiteScores, score_model
 from aidetector.evaluation.suite import TEST_SET, Suite, load_suite_from_config, write_json
 from aidetector.models.artifact import LoadedModel, load_model_dir
+from aidetector.models.drift import DRIFT_FILE, DriftReference, fit_drift_reference
 from aidetector.models.factory import count_parameters
 from aidetector.tracking import tracking_uri
 
@@ -46,6 +47,8 @@ class EvaluationResult:
     class_order: ClassOrder
     suite: SuiteScores | None = None
     mistakes: MistakeGallery | None = None
+    # The test split's input features and P(FAKE): what serving compares its traffic with.
+    drift: DriftReference | None = None
 
     def predicted_labels(self, threshold: float = 0.5) -> np.ndarray:
         """Return the predicted label index per sample, in the data's label order."""
@@ -80,6 +83,10 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: EvaluateConfig) -> Ev
     metrics.update({key: scores.model[key] for key in model_keys})
     metrics["num_params"] = count_parameters(loaded.network)
     mistakes = most_confident_mistakes(loaded, suite.test.images, labels, prob_fake, order)
+    test = suite.test
+    drift = fit_drift_reference(
+        test.images, np.stack([test.meta.widths, test.meta.heights], axis=1), prob_fake
+    )
     return EvaluationResult(
         metrics=metrics,
         labels=labels,
@@ -87,6 +94,7 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: EvaluateConfig) -> Ev
         class_order=order,
         suite=scores,
         mistakes=mistakes,
+        drift=drift,
     )
 
 
@@ -124,6 +132,10 @@ def write_evaluation_outputs(result: EvaluationResult, cfg: RunConfig, model_nam
             png_dir / "reliability.png",
             title,
         )
+    if result.drift is not None:
+        # Beside the metrics, not in models/<name> (the train stage's output): the register
+        # stage puts it into every registered version's directory (attach_drift_reference).
+        result.drift.write(out_dir / DRIFT_FILE)
     if result.mistakes is not None:
         result.mistakes.write(png_dir)  # under png/: a DVC output of the stage, like the plots
     history = cfg.paths.train_reports / model_name / "history.csv"

@@ -21,6 +21,7 @@ from torch import nn
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.models.domain import DOMAIN_FILE, DomainProfile
+from aidetector.models.drift import DRIFT_FILE, DriftReference, file_digest
 from aidetector.models.factory import build_network, default_explain_layer, network_kwargs
 from aidetector.preprocessing import Preprocessing
 
@@ -40,6 +41,8 @@ class LoadedModel:
     config: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
     domain: DomainProfile | None = None
+    # What evaluation saw (models/drift.py); None for directories registered before it.
+    drift: DriftReference | None = None
 
     @property
     def precision(self) -> str:
@@ -83,11 +86,12 @@ def explain_layer_for(network: nn.Module, network_config: dict[str, Any]) -> str
 
 
 def model_files(config: dict[str, Any]) -> list[str]:
-    """Return the files that make up a model directory: weights, domain profile, config, metrics."""
+    """Return the files of a model directory: weights, profiles, config.yaml, metrics.json."""
     files = [str(config.get("weights_file", WEIGHTS_FILE))]
-    domain = config.get("domain")
-    if isinstance(domain, dict):
-        files.append(str(domain.get("file", DOMAIN_FILE)))
+    for section, default in (("domain", DOMAIN_FILE), ("drift", DRIFT_FILE)):
+        described = config.get(section)
+        if isinstance(described, dict):
+            files.append(str(described.get("file", default)))
     return [*files, CONFIG_FILE, METRICS_FILE]
 
 
@@ -218,12 +222,15 @@ def load_model_dir(
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     section = config.get("domain")
     domain = DomainProfile.load(model_dir, section).to(device) if section else None
+    drift_section = config.get("drift")
+    drift = DriftReference.load(model_dir, drift_section) if drift_section else None
     return LoadedModel(
         network=network,
         preprocessing=Preprocessing.from_dict(config["preprocessing"]),
         config=config,
         metrics=metrics,
         domain=domain,
+        drift=drift,
     )
 
 
@@ -243,10 +250,11 @@ def convert_model_dir(
     weights = verified_weights_path(source_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / WEIGHTS_FILE
-    section = config.get("domain")
-    if section:  # the domain profile stays float32 in both precisions
-        name = str(section.get("file", DOMAIN_FILE))
-        shutil.copyfile(source_dir / name, out_dir / name)
+    for key, default in (("domain", DOMAIN_FILE), ("drift", DRIFT_FILE)):
+        section = config.get(key)
+        if section:  # the same in both precisions (the domain profile stays float32)
+            name = str(section.get("file", default))
+            shutil.copyfile(source_dir / name, out_dir / name)
     if config.get("precision", "fp32") == precision:
         shutil.copyfile(weights, target)
     else:
@@ -264,3 +272,25 @@ def convert_model_dir(
     }
     write_config_and_metrics(out_dir, converted, metrics)
     return out_dir
+
+
+def attach_drift_reference(model_dir: Path, reference: Path) -> dict[str, Any]:
+    """Copy an evaluation's drift_reference.json into a model directory and describe it in
+    config.yaml's `drift` section (file, sha256, features); return that section.
+
+    The weights, and so the directory's identity, stay as they are.
+    """
+    model_dir = Path(model_dir)
+    parsed = DriftReference.read(reference)  # a broken file fails here, not in serving
+    target = model_dir / DRIFT_FILE
+    shutil.copyfile(reference, target)
+    section = {
+        "file": DRIFT_FILE,
+        "sha256": file_digest(target),
+        "samples": parsed.samples,
+        "features": list(parsed.features),
+    }
+    config = read_model_config(model_dir)
+    config["drift"] = section
+    (model_dir / CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+    return section

@@ -13,7 +13,12 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from aidetector.config_schema import RunConfig
-from aidetector.models.artifact import convert_model_dir, read_model_config
+from aidetector.models.artifact import (
+    attach_drift_reference,
+    convert_model_dir,
+    read_model_config,
+)
+from aidetector.models.drift import DRIFT_FILE
 from aidetector.registry import PRECISIONS
 from aidetector.registry.client import connect, mlflow_errors
 from aidetector.registry.evidence import (
@@ -147,8 +152,13 @@ def register_trained_model(
     eval_metrics: dict[str, float],
     provenance: Provenance,
     target: ArtifactRunTarget,
+    drift_reference: Path | None = None,
 ) -> list[RegisteredVersion]:
-    """Register one trained model directory as an FP32 and an FP16 version (or reuse them)."""
+    """Register one trained model directory as an FP32 and an FP16 version (or reuse them).
+
+    drift_reference (the evaluation's drift_reference.json) goes into both versions'
+    directories, for serving to compare its traffic with.
+    """
     config = read_model_config(model_dir)
     model_name, family = str(config["name"]), str(config.get("family") or "model")
     source_sha = str(config["weights_sha256"])
@@ -163,6 +173,8 @@ def register_trained_model(
             version_dir = convert_model_dir(
                 model_dir, Path(staging) / precision, precision, metrics
             )
+            if drift_reference is not None:
+                attach_drift_reference(version_dir, drift_reference)
             sha = str(read_model_config(version_dir)["weights_sha256"])
             tags = {
                 "readable_name": readable_name(major, precision, model_name, family),
@@ -227,11 +239,19 @@ def register_models(cfg: RunConfig) -> list[RegisteredVersion]:
     with mlflow_errors(uri):
         ensure_registered_model(client, name)
         for model_name in cfg.model:
-            eval_metrics = read_eval_metrics(cfg.paths.eval_reports / model_name / "metrics.json")
+            eval_dir = cfg.paths.eval_reports / model_name
+            eval_metrics = read_eval_metrics(eval_dir / "metrics.json")
+            drift = eval_dir / DRIFT_FILE
             provenance = Provenance(commit, cfg.data.name, cfg.run_params(model_name))
             model_dir = cfg.paths.models / model_name
             results += register_trained_model(
-                client, name, model_dir, eval_metrics, provenance, target
+                client,
+                name,
+                model_dir,
+                eval_metrics,
+                provenance,
+                target,
+                drift_reference=drift if drift.is_file() else None,
             )
     write_registry_report(results, name, cfg.registry.report)
     return results

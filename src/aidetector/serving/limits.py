@@ -176,7 +176,17 @@ async def parse_multipart(
     Text fields are ignored. No copy of the whole body is made: each file part is kept once
     in memory, then taken out of the parser one at a time.
     """
-    parser = InMemoryMultiPartParser(request.headers, stream, max_files=max_files, max_fields=100)
+    _, uploads = await parse_multipart_form(request, stream, max_files)
+    return uploads
+
+
+async def parse_multipart_form(
+    request: Request, stream: AsyncGenerator[bytes, None], max_files: int, max_fields: int = 100
+) -> tuple[dict[str, str], list[Upload]]:
+    """Return the text fields (the last value of each name) and the file parts, in order."""
+    parser = InMemoryMultiPartParser(
+        request.headers, stream, max_files=max_files, max_fields=max_fields
+    )
     try:
         form = await parser.parse()
     except MultiPartException as error:
@@ -186,12 +196,38 @@ async def parse_multipart(
                 422, "too_many_images", f"too many images: at most {max_files} per request{hint}"
             ) from error
         raise RequestRejected(400, "bad_multipart", f"malformed multipart body: {error}") from error
+    fields: dict[str, str] = {}
     uploads = []
-    for _, value in form.multi_items():
+    for name, value in form.multi_items():
         if isinstance(value, UploadFile):
             uploads.append(Upload(await value.read(), value.filename or None))
             await value.close()
-    return uploads
+        else:
+            fields[name] = value
+    return fields, uploads
+
+
+async def read_image_form(
+    request: Request, settings: ServeSettings, max_fields: int
+) -> tuple[dict[str, str], Upload | None]:
+    """Read a multipart form of a few text fields and at most one image, within the caps.
+
+    The body may hold one image of max_bytes plus the multipart overhead; the image itself
+    is refused above max_bytes, or when empty, as on /predict.
+    """
+    stream = limited_stream(request, settings.max_bytes + MULTIPART_OVERHEAD, settings)
+    try:
+        fields, uploads = await parse_multipart_form(request, stream, 1, max_fields)
+    except RequestRejected:
+        await _finish(stream)
+        raise
+    upload = uploads[0] if uploads else None
+    if upload is not None:
+        if not upload.data:
+            raise RequestRejected(400, "empty", f"{upload.describe()} is empty (0 bytes)")
+        if len(upload.data) > settings.max_bytes:
+            raise _too_large(upload.describe(), len(upload.data), settings.max_bytes)
+    return fields, upload
 
 
 async def read_uploads(request: Request, settings: ServeSettings, batch: bool) -> list[Upload]:

@@ -53,6 +53,8 @@ class ServiceMetrics:
     ready: Gauge
     cpu_seconds: Counter
     memory_bytes: Gauge
+    drift_psi: Gauge
+    drift_samples: Gauge
 
 
 # Label values known up front get a zero sample at start: a series that appears only on its
@@ -137,6 +139,20 @@ def service_metrics() -> ServiceMetrics:
         memory_bytes=Gauge(
             "service_memory_bytes",
             "Resident memory of the service's worker processes",
+            multiprocess_mode="livesum",
+        ),
+        # Per worker window; the largest over live workers, so one drifting worker shows.
+        # Only for a model that carries a drift reference (serving/drift.py).
+        drift_psi=Gauge(
+            "input_drift_psi",
+            "Population stability index of recent inputs against the evaluation data, by "
+            "feature (0 until the window holds drift_min_samples images)",
+            ["feature"],
+            multiprocess_mode="livemax",
+        ),
+        drift_samples=Gauge(
+            "input_drift_window_images",
+            "Images in the drift windows of the live workers",
             multiprocess_mode="livesum",
         ),
     )

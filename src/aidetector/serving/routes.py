@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, Protocol
 
+import anyio
+import anyio.to_thread
 import bentoml
 import sentry_sdk
 from bentoml.exceptions import ServiceUnavailable
@@ -22,21 +24,27 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
+from aidetector.errors import AidetectorError
 from aidetector.serving.access import caller_of
+from aidetector.serving.decoding import open_upload
+from aidetector.serving.feedback_store import StoredFeedback
 from aidetector.serving.limits import (
     ClientDisconnected,
     RequestRejected,
     Upload,
     UploadIOError,
     read_body,
+    read_image_form,
     read_uploads,
 )
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import service_metrics
 from aidetector.serving.settings import ServeSettings
-from aidetector.serving.verdicts import Predictor
+from aidetector.serving.verdicts import Predictor, image_ids
 
 FEEDBACK_MAX_BYTES = 4096
+# A feedback form holds label and image_id; room for a client's extra field or two.
+FEEDBACK_FORM_FIELDS = 4
 # nginx's "client closed request": what a request whose client left is counted as. Nobody
 # receives it; it keeps the departure out of the 5xx rate and out of Sentry.
 CLIENT_CLOSED_REQUEST = 499
@@ -153,7 +161,7 @@ async def explain(request: Request) -> Response:
     return await _answer(request, "explain", False, _explanation)
 
 
-def _parse_feedback(body: bytes, class_names: tuple[str, ...]) -> tuple[str, str]:
+def _parse_feedback_json(body: bytes) -> tuple[object, object]:
     try:
         payload = json.loads(body)
     except ValueError as error:  # not UTF-8 either: UnicodeDecodeError is a ValueError
@@ -164,7 +172,12 @@ def _parse_feedback(body: bytes, class_names: tuple[str, ...]) -> tuple[str, str
         ) from error
     if not isinstance(payload, dict):
         raise RequestRejected(400, "bad_feedback", 'send {"image_id": ..., "label": ...}')
-    image_id, label = payload.get("image_id"), payload.get("label")
+    return payload.get("image_id"), payload.get("label")
+
+
+def _check_feedback(
+    image_id: object, label: object, class_names: tuple[str, ...]
+) -> tuple[str, str]:
     if not isinstance(image_id, str) or not IMAGE_ID.match(image_id):
         raise RequestRejected(
             400,
@@ -178,23 +191,81 @@ def _parse_feedback(body: bytes, class_names: tuple[str, ...]) -> tuple[str, str
     return image_id, label.upper()
 
 
+async def _read_feedback(
+    request: Request, settings: ServeSettings, class_names: tuple[str, ...]
+) -> tuple[str, str, Upload | None]:
+    """Return (image_id, label, the image if one came): JSON, or a multipart form.
+
+    A form carries `label`, the image as its one file, and optionally `image_id`, which must
+    then be the image's sha256 (what /predict returned for it).
+    """
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        body = await read_body(request, FEEDBACK_MAX_BYTES, settings)
+        image_id, label = _check_feedback(*_parse_feedback_json(body), class_names)
+        return image_id, label, None
+    fields, upload = await read_image_form(request, settings, FEEDBACK_FORM_FIELDS)
+    sent_id = fields.get("image_id")
+    if upload is None:
+        image_id, label = _check_feedback(sent_id, fields.get("label"), class_names)
+        return image_id, label, None
+    own_id = (await anyio.to_thread.run_sync(image_ids, [upload]))[0]
+    if sent_id is not None and sent_id != own_id:
+        raise RequestRejected(
+            400,
+            "bad_feedback",
+            f"image_id {sent_id!r} is not the sha256 of the image sent ({own_id}); send the "
+            "same bytes as to /predict, or leave image_id out",
+        )
+    image_id, label = _check_feedback(own_id, fields.get("label"), class_names)
+    return image_id, label, upload
+
+
+class FeedbackStoreError(Exception):
+    """The feedback store could not be written (503: retry)."""
+
+
+async def _store_image(
+    predictor: Predictor, upload: Upload, image_id: str, label: str, record: dict[str, Any]
+) -> StoredFeedback | None:
+    """Write a labelled image to the feedback store; None when no store is configured."""
+    store = predictor.feedback_store
+    if store is None:
+        return None
+    image = open_upload(upload, predictor.settings)  # formats and the pixel cap, as /predict
+    image_format = str(image.format)
+    image.close()
+    try:
+        return await anyio.to_thread.run_sync(
+            store.save, image_id, upload.data, image_format, label, record
+        )
+    except (OSError, AidetectorError) as error:
+        raise FeedbackStoreError(f"{type(error).__name__}: {error}") from error
+
+
 async def feedback(request: Request) -> Response:
-    """POST /feedback {image_id, label}: the true label of an earlier prediction."""
+    """POST /feedback: the true label of an earlier prediction, as JSON {image_id, label} or
+    a multipart form (label, the image, optionally image_id) that also stores the image."""
     metrics = service_metrics()
     service: DetectorService = bentoml.get_current_service()
     try:
         predictor = service.predictor(request)
-        body = await read_body(request, FEEDBACK_MAX_BYTES, service.settings)
-        image_id, label = _parse_feedback(body, predictor.identity.class_order.names)
+        identity = predictor.identity
+        image_id, label, upload = await _read_feedback(
+            request, service.settings, identity.class_order.names
+        )
         predicted = await predictor.known_verdict(image_id)
         if predicted is None:
             raise RequestRejected(
                 404,
                 "unknown_image_id",
                 f"unknown image_id {image_id}: only ids returned by /predict "
-                f"for model version {predictor.identity.version} are accepted",
+                f"for model version {identity.version} are accepted",
             )
         source = caller_of(request.scope).source  # the key's source, checked and rate-limited
+        stored = None
+        if upload is not None:
+            record = {"prediction": predicted, "model_version": identity.version, "source": source}
+            stored = await _store_image(predictor, upload, image_id, label, record)
         outcome = predictor.feedback.record(image_id, label, predicted, source)
     except RequestRejected as rejected:
         metrics.errors.labels(type=rejected.reason).inc()
@@ -203,6 +274,10 @@ async def feedback(request: Request) -> Response:
         return client_disconnected("feedback", gone)
     except UploadIOError as failed:
         return upload_failed("feedback", failed)
+    except FeedbackStoreError as failed:
+        metrics.errors.labels(type="feedback_store_failed").inc()
+        log_event("feedback_store_failed", logging.ERROR, image_id=image_id, error=str(failed))
+        return error_response(503, "the labelled image could not be stored; retry shortly")
     except NotReadyError as error:
         return error_response(503, str(error))
     log_event(
@@ -215,7 +290,9 @@ async def feedback(request: Request) -> Response:
         samples=outcome.samples,
         source=source,
         sources=outcome.sources,
-        model_version=predictor.identity.version,
+        model_version=identity.version,
+        stored=stored.path if stored else None,
+        stored_new=stored.created if stored else None,
     )
     return JSONResponse(
         {
@@ -227,7 +304,8 @@ async def feedback(request: Request) -> Response:
             "samples": outcome.samples,
             "sources": outcome.sources,
             "sources_needed": outcome.sources_needed,
-            "model_version": predictor.identity.version,
+            "model_version": identity.version,
+            "stored": stored is not None,
         }
     )
 

@@ -24,7 +24,9 @@ from aidetector.explain import Explainer
 from aidetector.serving.access import AccessMiddleware, AccessPolicy
 from aidetector.serving.bentoml_internals import find_batch_runner, label_http_metrics_by_route
 from aidetector.serving.cache import PredictionCache
+from aidetector.serving.drift import DriftMonitor
 from aidetector.serving.feedback import FeedbackTracker
+from aidetector.serving.feedback_store import FeedbackStore
 from aidetector.serving.logging_json import RateLimitedWarner, log_event
 from aidetector.serving.metrics import (
     initialise_label_values,
@@ -129,6 +131,20 @@ class AIDetector:
                 self.metrics,
                 SETTINGS.feedback_min_sources,
             )
+            reference = engine.loaded.drift
+            drift = (
+                DriftMonitor(
+                    reference,
+                    self.metrics,
+                    SETTINGS.drift_window,
+                    SETTINGS.drift_min_samples,
+                    SETTINGS.drift_update_every,
+                    SETTINGS.drift_psi_alert,
+                    RateLimitedWarner(SETTINGS.warning_interval_s),
+                )
+                if reference is not None
+                else None
+            )
             self.engine = engine
             self._predictor = Predictor(
                 SETTINGS,
@@ -140,6 +156,12 @@ class AIDetector:
                 engine.check_domain,
                 explainer=Explainer(
                     engine.loaded, SETTINGS.explain_concurrency, SETTINGS.threshold
+                ),
+                drift=drift,
+                feedback_store=(
+                    FeedbackStore(SETTINGS.feedback_store, identity.class_order.names)
+                    if SETTINGS.feedback_store
+                    else None
                 ),
             )
             self.metrics.ready.set(1)
@@ -155,6 +177,8 @@ class AIDetector:
                 cache=self.cache.enabled,
                 anonymous=ACCESS.anonymous,
                 sentry=self.sentry_on,
+                drift_features=list(reference.features) if reference is not None else [],
+                feedback_store=SETTINGS.feedback_store or None,
             )
         except Exception as error:  # surfaced through /livez, the log and Sentry
             self.load_error = f"{type(error).__name__}: {error}"

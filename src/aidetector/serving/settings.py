@@ -71,6 +71,14 @@ class ServeSettings(StrictModel):
     feedback_rate_limit: str
     # model_accuracy follows feedback only while the window holds labels from this many sources.
     feedback_min_sources: int = Field(ge=1)
+    # Where /feedback writes labelled images (a folder or an fsspec URL); "" writes none.
+    feedback_store: str
+    # Input drift (serving/drift.py): images per worker window, images before scores are
+    # published, images between recomputations, and the PSI that logs a warning.
+    drift_window: int = Field(ge=1)
+    drift_min_samples: int = Field(ge=1)
+    drift_update_every: int = Field(ge=1)
+    drift_psi_alert: float = Field(gt=0)
 
     @field_validator("formats")
     @classmethod

@@ -20,10 +20,13 @@ import numpy as np
 
 from aidetector.explain import OVERLAY_SIDE, Explainer, Explanation, render_overlay
 from aidetector.models.domain import DomainCheck
+from aidetector.models.drift import image_features
 from aidetector.preprocessing import Preprocessing
 from aidetector.serving.cache import CachedPrediction, PredictionCache
 from aidetector.serving.decoding import decode_uploads
+from aidetector.serving.drift import DriftMonitor
 from aidetector.serving.feedback import FeedbackTracker
+from aidetector.serving.feedback_store import FeedbackStore
 from aidetector.serving.limits import Upload
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import ServiceMetrics
@@ -85,6 +88,8 @@ class Predictor:
         check_domain: CheckDomain,
         run_batch: RunBatch | None = None,
         explainer: Explainer | None = None,
+        drift: DriftMonitor | None = None,
+        feedback_store: FeedbackStore | None = None,
     ) -> None:
         self.settings = settings
         self.preprocessing = preprocessing
@@ -100,6 +105,10 @@ class Predictor:
         self.explainer = explainer
         # Explanations run in worker threads, this many at once: the event loop stays free.
         self.explain_limiter = anyio.CapacityLimiter(settings.explain_concurrency)
+        # None for a model without a drift reference: nothing to compare with.
+        self.drift = drift
+        # Where /feedback writes labelled images; None when serve.feedback_store is "".
+        self.feedback_store = feedback_store
 
     async def predict(self, uploads: list[Upload], started: float) -> list[dict[str, Any]]:
         """Return one verdict per upload, in order; bad input raises RequestRejected."""
@@ -120,6 +129,10 @@ class Predictor:
             )
             assert self.run_batch is not None, "predictor used before it was bound"
             computed = await self.run_batch(decoded.arrays)  # (N, 2): P(FAKE), domain score
+            if self.drift is not None:
+                # On the small decoded inputs and header sizes the request has anyway.
+                features = image_features(decoded.arrays, decoded.sizes)
+                self.drift.add(np.column_stack([features, computed[:, 0]]))
             fresh: dict[str, CachedPrediction] = {}
             for i, (prob_fake, domain_score), (width, height) in zip(
                 misses, computed.tolist(), decoded.sizes, strict=True
