@@ -26,6 +26,9 @@ from aidetector.preprocessing import Preprocessing
 from aidetector.scoring.decode import InputLimits
 from aidetector.scoring.options import ScoreOptions
 from conftest import PROJECT_ROOT, TINY_VIT_SPEC
+
+# The registry tests' real `mlflow server` (a session fixture of that package's conftest).
+from registry.conftest import mlflow_server, server_env  # noqa: F401
 from serving.conftest import fit_test_domain
 from serving.images import black_png, encode, oversized_jpeg, photo
 

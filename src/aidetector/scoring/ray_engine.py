@@ -89,13 +89,14 @@ def decode_files(batch: dict[str, np.ndarray], decoder: Any, side: int) -> dict[
     for index, file in enumerate(files):
         if file.pixels is not None:
             pixels[index] = file.pixels
+    # Fixed types for Arrow, whatever the batch holds: "" for no text, -1 for no size (a
+    # column of only None would otherwise become floats or nulls).
     return {
-        "path": np.array([f.path for f in files], dtype=object),
-        "sha256": np.array([f.sha256 for f in files], dtype=object),
-        # -1: no size (the header could not be read); Arrow columns need one type.
+        "path": np.array([f.path for f in files], dtype=str),
+        "sha256": np.array([f.sha256 or "" for f in files], dtype=str),
         "width": np.array([-1 if f.width is None else f.width for f in files], dtype=np.int64),
         "height": np.array([-1 if f.height is None else f.height for f in files], dtype=np.int64),
-        "error": np.array([f.error for f in files], dtype=object),
+        "error": np.array([f.error or "" for f in files], dtype=str),
         "pixels": pixels,
     }
 
@@ -114,10 +115,10 @@ class ModelActor:
         files = [
             DecodedFile(
                 path=str(path),
-                sha256=None if sha is None else str(sha),
+                sha256=str(sha) or None,
                 width=None if width < 0 else int(width),
                 height=None if height < 0 else int(height),
-                error=None if error is None else str(error),
+                error=str(error) or None,
             )
             for path, sha, width, height, error in zip(
                 batch["path"],
