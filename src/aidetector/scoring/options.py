@@ -1,22 +1,13 @@
-"""What a scoring run is asked to do, and what it did (shared by both engines and the CLI).
-
-Kept free of torch and Pillow imports, so that `aidetector --help` stays fast.
-"""
+"""What a scoring run is asked to do, and what it did (shared by both engines and the CLI)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from aidetector.scoring.decode import InputLimits
     from aidetector.scoring.scorer import ModelRef
-
-DEFAULT_BATCH_SIZE = 32
-# Decoding a 32 px PNG takes ~0.2 ms and a 12 Mpx JPEG ~100 ms; a few workers keep a GPU fed
-# for typical photos without taking every core from a CPU forward pass.
-DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -25,8 +16,9 @@ class ScoreOptions:
 
     threshold: float
     limits: InputLimits
-    batch_size: int = DEFAULT_BATCH_SIZE
-    workers: int = DEFAULT_WORKERS
+    batch_size: int
+    # Local engine: DataLoader decoding processes (0: in-process). Ray: see ray_engine.py.
+    workers: int
     device: str = "auto"
     precision: str = "auto"
     progress: bool = True
