@@ -35,19 +35,21 @@ class ScoreSummary:
     skipped: int
     scored: int
     errors: int
+    # The whole run, and its scoring part: after the model is loaded and the results read.
     seconds: float
+    scoring_seconds: float
 
     @property
     def images_per_second(self) -> float:
-        """Files scored or failed per second of the run (skipped files are not counted)."""
+        """Files scored or failed per second of scoring (skipped files are not counted)."""
         done = self.scored + self.errors
-        return done / self.seconds if self.seconds > 0 else 0.0
+        return done / self.scoring_seconds if self.scoring_seconds > 0 else 0.0
 
     def describe(self) -> str:
         """One line for the CLI."""
         model = f"{self.model.name} version {self.model.version} ({self.precision})"
         return (
             f"scored {self.scored} images, {self.errors} errors, {self.skipped} already scored, "
-            f"with {model} in {self.seconds:.1f} s ({self.images_per_second:.1f} img/s) "
+            f"with {model} in {self.seconds:.1f} s ({self.images_per_second:.1f} img/s scoring) "
             f"-> {self.out}"
         )

@@ -172,6 +172,7 @@ def score_with_ray(
     scored = read_scored_parquet(location, model.name, model.version)
     rows_before, errors_before = _counts(location, model)
     preprocessing = Preprocessing.from_dict(read_model_config(model.model_dir)["preprocessing"])
+    scoring_started = time.perf_counter()
     gpus = float(ray.cluster_resources().get("GPU", 0))
     use_gpu = options.device != "cpu" and gpus >= 1
     device = "cuda" if use_gpu else "cpu"
@@ -200,6 +201,7 @@ def score_with_ray(
         num_gpus=1 if use_gpu else 0,
     )
     rows.write_parquet(location)
+    scoring_seconds = time.perf_counter() - scoring_started
     rows_after, errors_after = _counts(location, model)
     added, failed = rows_after - rows_before, errors_after - errors_before
     return ScoreSummary(
@@ -211,4 +213,5 @@ def score_with_ray(
         scored=added - failed,
         errors=failed,
         seconds=time.perf_counter() - started,
+        scoring_seconds=scoring_seconds,
     )

@@ -58,9 +58,14 @@ class BatchScorer:
     """Scores decoded files with one loaded model; one instance per process or Ray actor."""
 
     def __init__(
-        self, model: ModelRef, threshold: float, device: str = "auto", precision: str = "auto"
+        self,
+        model: ModelRef,
+        threshold: float,
+        device: str = "auto",
+        precision: str = "auto",
+        cpu_threads: int = 0,
     ) -> None:
-        self.engine = InferenceEngine(model.model_dir, device=device, precision=precision)
+        self.engine = InferenceEngine(model.model_dir, device, precision, cpu_threads)
         self.threshold = threshold
         self.identity = ModelIdentity(
             name=model.name,
