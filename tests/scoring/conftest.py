@@ -124,12 +124,15 @@ def serve_config() -> RunConfig:
 
 @pytest.fixture
 def options(serve_config: RunConfig) -> ScoreOptions:
-    """Scoring options of the serve config; decoding in-process, small batches, no bar."""
+    """Scoring options of the serve config; one decoding worker, small batches, no bar.
+
+    One worker leaves the forward one thread on a two-core machine (see local.py).
+    """
     return ScoreOptions(
         threshold=serve_config.serve.threshold,
         limits=InputLimits.from_serve(serve_config.serve),
         batch_size=4,
-        workers=0,
+        workers=1,
         device="cpu",
         progress=False,
     )

@@ -13,13 +13,12 @@ from pathlib import Path
 import fsspec
 import numpy as np
 import pytest
-import torch
 
 from aidetector.classes import FAKE, REAL
 from aidetector.scoring.local import score_local
 from aidetector.scoring.model import local_model
 from aidetector.scoring.options import ScoreOptions
-from aidetector.scoring.scorer import COLUMNS, ModelRef
+from aidetector.scoring.scorer import COLUMNS
 from aidetector.scoring.sources import list_sources
 from aidetector.scoring.writers import JOURNAL_PREFIX
 from aidetector.serving.model_runtime import InferenceEngine
@@ -83,7 +82,7 @@ def test_decoding_workers_give_the_same_rows_as_in_process_decoding(
     tmp_path: Path, model_dir: Path, image_folder: ImageFolder, options: ScoreOptions
 ) -> None:
     in_process, workers = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    score_folder(image_folder.root, model_dir, in_process, options)
+    score_folder(image_folder.root, model_dir, in_process, replace(options, workers=0))
     score_folder(image_folder.root, model_dir, workers, replace(options, workers=2, batch_size=5))
     assert read_results(in_process) == read_results(workers)
 
@@ -158,23 +157,18 @@ def test_a_partial_last_line_left_by_a_kill_is_cut_and_rescored(
     assert sorted(by_path(read_results(out), image_folder.root)) == image_folder.scored_files
 
 
-def single_threaded_run(paths: list[str], model: ModelRef, out: str, options: ScoreOptions) -> None:
-    """score_local in a forked child: one intra-op thread, as the parent's OpenMP pool
-    does not survive a fork (DataLoader workers do the same)."""
-    torch.set_num_threads(1)
-    score_local(paths, model, out, options)
-
-
 def test_a_killed_run_loses_at_most_one_batch_and_the_rerun_completes_it(
     tmp_path: Path, model_dir: Path, options: ScoreOptions
 ) -> None:
-    folder = write_image_folder(tmp_path / "images", good=60)
+    folder = write_image_folder(tmp_path / "images", good=40)
     out = tmp_path / "results.parquet"
     model, paths = local_model(model_dir), list_sources([str(folder.root)])
     options = replace(options, batch_size=2)
-    # A forked copy of this process (nothing to import again) is the run that gets killed.
-    run = multiprocessing.get_context("fork").Process(
-        target=single_threaded_run, args=(paths, model, str(out), options), daemon=True
+    # The run that gets killed, in a fresh interpreter: a forked copy of this one would
+    # inherit its OpenMP thread pool, which does not survive a fork.
+    killed = replace(options, workers=0)  # a daemon process has no DataLoader workers
+    run = multiprocessing.get_context("spawn").Process(
+        target=score_local, args=(paths, model, str(out), killed), daemon=True
     )
     run.start()
     try:
