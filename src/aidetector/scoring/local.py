@@ -70,8 +70,8 @@ def reset_fsspec_after_fork(_: int) -> None:
 def inference_threads(options: ScoreOptions) -> int:
     """Intra-op threads of a CPU forward pass: the cores the decoding workers leave free.
 
-    Threads that outnumber free cores wait on each other at every op: on a 2-core machine
-    with one decoding worker, resnet18 at 32 px ran ~4x slower on 2 threads than on 1.
+    Threads that outnumber free cores wait on each other at every op: on a shared 2-core
+    machine resnet18 at 32 px ran 143 img/s on 2 threads, 1025 on 1 (bulk_score.json).
     """
     return max(1, (os.cpu_count() or 1) - options.workers)
 
