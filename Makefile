@@ -12,9 +12,9 @@ TOOLS := $(STAMP) $(if $(NPM),$(NODE_TOOLS))
 
 .PHONY: install demo test test-fast test-gpu lint format params mlflow-ui benchmark bento serve clean
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-extras.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet -r requirements.txt -r requirements-extras.txt -c constraints.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/python -c "import aidetector, torch, lightning, mlflow, dvc" 
 	touch $(STAMP)

@@ -21,6 +21,7 @@ from aidetector.config_schema import RunConfig
 from aidetector.errors import AidetectorError
 from aidetector.registry.commands import REGISTRY_COMMANDS, add_registry_arguments
 from aidetector.release.commands import RELEASE_COMMANDS, WEBHOOK_ACTIONS, add_release_arguments
+from aidetector.scoring.command import SCORE_COMMANDS, add_score_arguments, split_sources
 
 log = logging.getLogger("aidetector")
 
@@ -151,6 +152,7 @@ COMMANDS: dict[str, tuple[Command, str]] = {
     "evaluate": (cmd_evaluate, "evaluate trained models on the evaluation suite"),
     **REGISTRY_COMMANDS,
     **RELEASE_COMMANDS,
+    **SCORE_COMMANDS,
 }
 PARAMS_HELP = "compose conf/ with overrides into params.yaml"
 
@@ -174,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         if name == "webhook":  # before the overrides, which would take any word
             sub.add_argument("action", choices=WEBHOOK_ACTIONS, help="what to do")
-        sub.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=vit_tiny")
+        if name != "score":  # score's positionals are sources and overrides together
+            sub.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=vit_tiny")
         if name in ("train", "evaluate"):
             sub.add_argument("--model", help="only this configured model (default: all)")
         if name == "prepare-set":
@@ -183,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--output", default="params.yaml", help="where to write")
         add_registry_arguments(name, sub)
         add_release_arguments(name, sub)
+        add_score_arguments(name, sub)
     return parser
 
 
@@ -197,13 +201,18 @@ def _user_error(error: BaseException) -> AidetectorError | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; user errors print one line and return a non-zero exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # score's sources may come after its options too; argparse takes one run of positionals.
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "score" or any(e.startswith("-") for e in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     # Only our own logger: Lightning, MLflow and DVC configure theirs.
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
+        if args.command == "score":
+            args.sources, args.overrides = split_sources([*args.inputs, *extra])
         overrides = list(args.overrides)
         if args.command == "params":
             write_params(overrides, Path(args.output))

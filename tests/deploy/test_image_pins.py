@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from .conftest import REPO, Render
+from .pods import containers
 from .test_kubernetes import K8S, KUSTOMIZATIONS
 from .test_workflows import WORKFLOWS, load
 
@@ -19,6 +20,7 @@ OWN_IMAGES = (
     "ai-image-detector-train",
     "ai-image-detector-mlflow",
     "ai-image-detector-release",
+    "ai-image-detector-score",
 )
 # name:MAJOR.MINOR.PATCH[-variant][@sha256:digest]
 EXACT_RELEASE = re.compile(r"^[\w./-]+:\d+\.\d+\.\d+(-[\w.-]+)?(@sha256:[0-9a-f]{64})?$")
@@ -41,12 +43,7 @@ def image_problems(images: list[str]) -> list[str]:
 
 
 def pod_images(objects: list[dict[str, Any]]) -> list[str]:
-    images = []
-    for obj in objects:
-        pod = obj.get("spec", {}).get("template", {}).get("spec")
-        for box in (pod["containers"] + pod.get("initContainers", [])) if pod else []:
-            images.append(box["image"])
-    return images
+    return [box["image"] for obj in objects for box in containers(obj)]
 
 
 def dockerfile_images(path: Path) -> list[str]:

@@ -53,13 +53,26 @@ def training(render: Render) -> Objects:
 
 
 @pytest.fixture(scope="module")
-def cluster(production: Objects, training: Objects) -> Objects:
-    """Every NetworkPolicy of the API and training namespaces, as one cluster holds them."""
-    return policies(production) + policies(training)
+def scoring(render: Render) -> Objects:
+    return render(K8S / "scoring")
 
 
 @pytest.fixture(scope="module")
-def pods(production: Objects, training: Objects) -> dict[str, Pod]:
+def cluster(production: Objects, training: Objects, scoring: Objects) -> Objects:
+    """Every NetworkPolicy of the API and training namespaces, as one cluster holds them."""
+    return policies(production) + policies(training) + policies(scoring)
+
+
+def ray_pod(job: dict[str, Any], template: dict[str, Any]) -> Pod:
+    """The pod KubeRay creates from one of a RayJob's templates."""
+    return pod_from_template({"metadata": job["metadata"], "spec": {"template": template}})
+
+
+@pytest.fixture(scope="module")
+def pods(production: Objects, training: Objects, scoring: Objects) -> dict[str, Pod]:
+    job = workload(scoring, "RayJob", "ai-image-detector-score")
+    ray_cluster = job["spec"]["rayClusterSpec"]
+    operator_label = {"ai-image-detector/kuberay-operator": "true"}
     return {
         "api": pod_from_template(workload(production, "Deployment", "ai-image-detector-api")),
         "redis": pod_from_template(workload(production, "Deployment", "ai-image-detector-redis")),
@@ -68,6 +81,11 @@ def pods(production: Objects, training: Objects) -> dict[str, Pod]:
         "ddp": pod_from_template(workload(training, "Job", "ai-image-detector-ddp")),
         "receiver": pod_from_template(workload(training, "Deployment", "release-receiver")),
         "alertmanager": Pod("monitoring", {"app.kubernetes.io/name": "alertmanager"}),
+        "ray-head": ray_pod(job, ray_cluster["headGroupSpec"]["template"]),
+        "ray-worker": ray_pod(job, ray_cluster["workerGroupSpecs"][0]["template"]),
+        "kuberay-operator": Pod(
+            "kuberay-system", {"app.kubernetes.io/name": "kuberay-operator"}, operator_label
+        ),
         # Pods the policies must keep out: a stranger in each namespace and one elsewhere.
         "stranger-api-ns": Pod(API_NAMESPACE, {"app": "debug"}),
         "stranger-training-ns": Pod(TRAINING_NAMESPACE, {"app": "notebook"}),
@@ -217,3 +235,37 @@ def test_release_receiver_dials_github_and_dns_only(cluster: Objects, pods: dict
             assert not can_connect(cluster, receiver, target, port), name
     # MLflow may now dial the receiver, and still nothing else new in the namespace.
     assert not can_connect(cluster, pods["mlflow"], pods["ddp"], 29500)
+
+
+def test_the_scoring_ray_cluster_reaches_itself_mlflow_s3_and_dns_only(
+    cluster: Objects, pods: dict[str, Pod]
+) -> None:
+    head, worker = pods["ray-head"], pods["ray-worker"]
+    # GCS on 6379, and the ports raylets, object managers and workers pick for themselves.
+    for port in (6379, 8265, 45123):
+        assert can_connect(cluster, worker, head, port)
+        assert can_connect(cluster, head, worker, port)
+    assert can_connect(cluster, head, pods["mlflow"], 5000)
+    assert can_connect(cluster, worker, S3, 443) and can_connect(cluster, head, S3, 443)
+    assert can_connect(cluster, worker, KUBE_DNS, 53, "UDP")
+    assert not can_connect(cluster, worker, S3, 80), "object storage over TLS only"
+    for name in ("redis", "api", "postgres"):
+        port = next(iter(pods[name].ports.values()), 6379)
+        assert not can_connect(cluster, head, pods[name], port), name
+    for name in ("stranger-training-ns", "ddp", "stranger", "api"):
+        assert not can_connect(cluster, pods[name], head, 6379), name
+
+
+def test_only_the_kuberay_operator_reaches_the_ray_dashboard(
+    cluster: Objects, pods: dict[str, Pod]
+) -> None:
+    head, operator = pods["ray-head"], pods["kuberay-operator"]
+    dashboard = head.ports["dashboard"]
+    assert can_connect(cluster, operator, head, dashboard)
+    assert not can_connect(cluster, operator, head, 6379), "the dashboard port only"
+    assert not can_connect(cluster, operator, pods["ray-worker"], dashboard)
+    # Both the namespace label and the operator's own label are needed.
+    unlabelled = Pod("kuberay-system", operator.labels)
+    assert not can_connect(cluster, unlabelled, head, dashboard)
+    impostor = Pod("kuberay-system", {"app": "debug"}, operator.namespace_labels)
+    assert not can_connect(cluster, impostor, head, dashboard)
