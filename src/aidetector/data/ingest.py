@@ -9,8 +9,9 @@ Accepted layouts, with one folder per class (REAL and FAKE, or an alias such as 
 
 Class folders are read recursively, with each image's source group (scan.py).
 
-Every file is fully decoded with the serving path (open_rgb + resize_to_array); files that
-cannot be decoded are skipped and counted. Duplicates are detected by a hash of the decoded
+Every file is fully decoded with the serving path (open_rgb + preprocessing.image_to_array:
+resized, or the native-resolution centre square in crop mode); files that cannot be decoded
+are skipped and counted. Duplicates are detected by a hash of the decoded
 original pixels, so they are found across formats and file names, and no content hash ends up
 in two splits.
 """
@@ -52,8 +53,13 @@ def ingest_image_folder(
     seed: int,
     classes: Sequence[str] = DEFAULT_ORDER,
     max_file_bytes: int = MAX_FILE_BYTES,
+    mode: str = "resize",
 ) -> PreparedDataset:
-    """Return the validated, deduplicated, resized and stratified splits of an image folder."""
+    """Return the validated, deduplicated, resized and stratified splits of an image folder.
+
+    image_size is the side of the stored squares; mode says how they are made (resize, or
+    crop: the native-resolution centre square, preprocessing.py).
+    """
     root = Path(root)
     classes = check_image_size_and_classes(image_size, classes)
     layout = _find_layout(root, classes)
@@ -63,7 +69,7 @@ def ingest_image_folder(
             f"split ratio test is 0 but {root} has no test/ folder: set a test ratio above 0"
         )
     layout_by_priority = {s: layout[s] for s in _SOURCE_ORDER if s in layout}
-    scan = scan_class_folders(root, layout_by_priority, classes, image_size, max_file_bytes)
+    scan = scan_class_folders(root, layout_by_priority, classes, image_size, max_file_bytes, mode)
     kept_records, duplicates, cross_split, conflicts = deduplicate(scan.records)
     pool = [r for r in kept_records if r.source_split == "train"]
     labels = np.array([r.label for r in pool], dtype=np.int64)
@@ -100,7 +106,9 @@ def ingest_image_folder(
         groups=count_groups(kept_records, classes),
         native_sizes=native_size_range(splits["train"]),
     )
-    return PreparedDataset(splits=splits, classes=classes, image_size=image_size, report=report)
+    return PreparedDataset(
+        splits=splits, classes=classes, image_size=image_size, report=report, mode=mode
+    )
 
 
 def _find_layout(root: Path, classes: tuple[str, ...]) -> dict[str, dict[str, Path]]:

@@ -218,9 +218,15 @@ def load_model_dir(
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     section = config.get("domain")
     domain = DomainProfile.load(model_dir, section).to(device) if section else None
+    try:
+        preprocessing = Preprocessing.from_dict(config["preprocessing"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise AidetectorError(
+            f"{model_dir / CONFIG_FILE}: bad preprocessing section ({error}); re-export the model"
+        ) from None
     return LoadedModel(
         network=network,
-        preprocessing=Preprocessing.from_dict(config["preprocessing"]),
+        preprocessing=preprocessing,
         config=config,
         metrics=metrics,
         domain=domain,
