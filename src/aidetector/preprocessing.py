@@ -135,7 +135,7 @@ def crop_offsets(store_size: int, crop_size: int, count: int) -> list[tuple[int,
     if count == 5:
         return [(centre, centre), (0, 0), (0, span), (span, 0), (span, span)]
     k = math.isqrt(count)
-    if k * k != count:
+    if count < 1 or k * k != count:
         raise ValueError(f"inference_crops must be 1, 5 or a square (4, 9, 16 ...), got {count}")
     steps = [round(i * span / (k - 1)) for i in range(k)]
     return [(top, left) for top in steps for left in steps]
