@@ -1,14 +1,15 @@
-"""The shared preprocessing path: decode, resize and normalise the same way everywhere."""
+"""The shared preprocessing path: decode, resize (or crop) and normalise the same way everywhere."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from aidetector.preprocessing import Preprocessing, arrays_to_batch, open_rgb
+from aidetector.preprocessing import Preprocessing, arrays_to_batch, crop_offsets, open_rgb
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
@@ -54,3 +55,57 @@ def test_first_frame_of_an_animated_gif() -> None:
     data = io.BytesIO()
     frames[0].save(data, format="GIF", save_all=True, append_images=frames[1:])
     assert open_rgb(data.getvalue()).size == (8, 8)
+
+
+def test_resize_is_the_default_and_its_config_has_no_crop_keys() -> None:
+    preprocessing = Preprocessing(image_size=32)
+    assert preprocessing.mode == "resize" and preprocessing.array_size == 32
+    assert "store_size" not in preprocessing.to_dict()
+    # A config.yaml written before modes existed reads as resize.
+    assert Preprocessing.from_dict({"image_size": 32}) == preprocessing
+    arrays = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    assert preprocessing.inference_inputs(arrays) is arrays  # untouched, not copied
+
+
+def test_crop_mode_keeps_native_pixels_and_upscales_only_small_images() -> None:
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (80, 120, 3), dtype=np.uint8)  # 120 wide, 80 high
+    crop = Preprocessing(image_size=32, mode="crop", store_size=64, inference_crops=5)
+    stored = crop.image_to_array(Image.fromarray(pixels))
+    np.testing.assert_array_equal(stored, pixels[8:72, 28:92])  # the centre 64 px square
+    small = crop.image_to_array(Image.fromarray(pixels[:40, :50]))  # short side 40 < 64
+    assert small.shape == (64, 64, 3)
+    assert Preprocessing.from_dict(crop.to_dict()) == crop
+
+
+def test_crop_mode_takes_the_centre_and_the_corners_in_order() -> None:
+    crop = Preprocessing(image_size=2, mode="crop", store_size=4, inference_crops=5)
+    arrays = np.arange(2 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 4, 4, 3)
+    inputs = crop.inference_inputs(arrays)
+    assert inputs.shape == (10, 2, 2, 3)
+    for image in range(2):
+        for index, (top, left) in enumerate([(1, 1), (0, 0), (0, 2), (2, 0), (2, 2)]):
+            expected = arrays[image, top : top + 2, left : left + 2]
+            np.testing.assert_array_equal(inputs[5 * image + index], expected)
+    np.testing.assert_array_equal(crop.centre_input(arrays[0]), inputs[0])
+    values = np.arange(10, dtype=np.float32)
+    np.testing.assert_allclose(crop.average_crops(values), [2.0, 7.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "crop", "store_size": 16, "inference_crops": 5}, "store_size of at least"),
+        ({"mode": "crop", "store_size": 64, "inference_crops": 3}, "1, 5 or a square"),
+        ({"mode": "zoom"}, "resize or crop"),
+        ({"store_size": 64}, "crop mode only"),
+    ],
+)
+def test_bad_crop_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Preprocessing(image_size=32, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_grid_of_crops_runs_corner_to_corner() -> None:
+    assert crop_offsets(64, 32, 4) == [(0, 0), (0, 32), (32, 0), (32, 32)]
+    assert crop_offsets(64, 32, 1) == [(16, 16)]

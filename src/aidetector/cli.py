@@ -43,12 +43,13 @@ def cmd_prepare(cfg: RunConfig, args: argparse.Namespace) -> None:
 
     dataset = ingest_image_folder(
         cfg.data.root,
-        image_size=cfg.data.image_size,
+        image_size=cfg.data.array_size,
         ratios=SplitRatios(**cfg.data.split.model_dump()),
         seed=cfg.data.seed,
         classes=cfg.data.classes,
         max_file_bytes=cfg.data.max_file_bytes,
         extra_roots=cfg.data.extra_roots,
+        mode=cfg.data.preprocessing_mode,
     )
     out_dir = cfg.paths.prepared
     write_prepared(dataset, out_dir)
@@ -93,10 +94,11 @@ def cmd_prepare_set(cfg: RunConfig, args: argparse.Namespace) -> None:
         eval_set = ingest_eval_folder(
             name,
             sets[name].root,
-            image_size=cfg.data.image_size,
+            image_size=cfg.data.array_size,
             classes=cfg.data.classes,
             training_hashes=seen,
             max_file_bytes=cfg.data.max_file_bytes,
+            mode=cfg.data.preprocessing_mode,
         )
         out_dir = cfg.paths.suite / name
         write_eval_set(eval_set, out_dir)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
@@ -79,6 +79,9 @@ class DataModuleConfig(TargetSpec):
     hflip: bool
     rot90: bool
     rotation_degrees: float
+    # Crop mode (data.preprocessing_mode): a random crop_size crop per sample and epoch.
+    preprocessing_mode: Literal["resize", "crop"] = "resize"
+    crop_size: int = Field(default=0, ge=0)
 
 
 class ModuleConfig(TargetSpec):
@@ -190,13 +193,49 @@ class DataConfig(StrictModel):
     # Folders or fsspec URLs in the REAL/FAKE layout (the feedback store) whose new images
     # are added to the training split only (data/extra.py).
     extra_roots: Names = ()
+    # resize: the whole image resized to image_size. crop: the native-resolution centre
+    # store_size square is stored, training takes random image_size crops of it and inference
+    # averages inference_crops fixed crops (README: "Full-resolution inputs: crop mode").
+    preprocessing_mode: Literal["resize", "crop"]
+    store_size: int = Field(gt=0)
+    inference_crops: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _crops_fit_the_stored_square(self) -> DataConfig:
+        if self.preprocessing_mode == "crop":
+            from aidetector.preprocessing import crop_offsets
+
+            try:
+                crop_offsets(self.store_size, self.image_size, self.inference_crops)
+            except ValueError as error:
+                raise ValueError(
+                    f"{error} (data.store_size={self.store_size}, "
+                    f"data.image_size={self.image_size}, "
+                    f"data.inference_crops={self.inference_crops})"
+                ) from None
+        return self
+
+    @property
+    def array_size(self) -> int:
+        """Side of the squares prepare stores: store_size in crop mode, else image_size."""
+        return self.store_size if self.preprocessing_mode == "crop" else self.image_size
 
     def preprocessing(self) -> Preprocessing:
         """Return the preprocessing this data config describes."""
         from aidetector.preprocessing import Preprocessing  # torch; only needed by stages
 
+        if self.preprocessing_mode == "resize":
+            return Preprocessing(
+                image_size=self.image_size, mean=self.mean, std=self.std, equalize=self.equalize
+            )
         return Preprocessing(
-            image_size=self.image_size, mean=self.mean, std=self.std, equalize=self.equalize
+            image_size=self.image_size,
+            mean=self.mean,
+            std=self.std,
+            equalize=self.equalize,
+            mode="crop",
+            store_size=self.store_size,
+            inference_crops=self.inference_crops,
         )
 
 

@@ -11,6 +11,10 @@ ViT module returns a token sequence (N, T, C), so the explained module is wrappe
 TokenGrid: its patch tokens (the class token and other prefix tokens left out) pass
 through an identity module as a (N, C, h, w) grid, and that identity is what Grad-CAM
 attributes to. The values the network computes are unchanged.
+
+Crop mode (preprocessing.py): the verdict is the mean over the image's fixed crops, as in
+every prediction, and the map is of its centre crop (Preprocessing.centre_input), for the
+class of that averaged verdict.
 """
 
 from __future__ import annotations
@@ -124,24 +128,32 @@ class Explainer:
             self._pool.put(_attribution_target(network, self.layer))
 
     def explain(self, image: np.ndarray) -> Explanation:
-        """Return the verdict and Grad-CAM map of its predicted class for one HxWx3 uint8 image."""
-        side = self.preprocessing.image_size
+        """Return the verdict and Grad-CAM map of its predicted class for one HxWx3 uint8 image.
+
+        The image is a stored square (Preprocessing.image_to_array); in crop mode the map is
+        of its centre crop.
+        """
+        preprocessing = self.preprocessing
+        side = preprocessing.array_size
         if image.dtype != np.uint8 or image.shape != (side, side, 3):
             raise AidetectorError(
                 f"expected a uint8 ({side}, {side}, 3) image, got {image.dtype} {image.shape}"
             )
-        batch = arrays_to_batch(image[None]).to(self.device)
+        batch = arrays_to_batch(preprocessing.inference_inputs(image[None])).to(self.device)
+        explained = arrays_to_batch(preprocessing.centre_input(image)[None]).to(self.device)
         network, layer = self._pool.get()
         try:
             prob, score = run_batch(
                 network,
-                self.preprocessing,
+                preprocessing,
                 batch,
                 self.temperature,
                 self.domain,
                 fake_index=self.class_order.fake_index,
             )
-            prob_fake = float(prob[0])
+            prob_fake = float(preprocessing.average_crops(prob.cpu().numpy())[0])
+            if score is not None:
+                score = torch.from_numpy(preprocessing.average_crops(score.cpu().numpy()))
             label = self.class_order.label(prob_fake, self.threshold)
             temperature = self.temperature
 
@@ -152,7 +164,7 @@ class Explainer:
             with torch.enable_grad():
                 cam = LayerGradCam(calibrated_logits, layer)
                 attribution = cam.attribute(
-                    self.preprocessing(batch).float(),
+                    preprocessing(explained).float(),
                     target=self.class_order.names.index(label),
                     relu_attributions=True,
                 )

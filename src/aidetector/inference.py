@@ -4,6 +4,11 @@ One forward pass gives both the calibrated P(FAKE) (logits divided by the model'
 temperature) and the features that the domain check measures (its score: above 1 is out
 of domain). fake_index, the column of P(FAKE), is the model's label order
 (LoadedModel.class_order): it is always passed, never assumed.
+
+In crop mode (preprocessing.py) every image is inference_crops network inputs: P(FAKE) is
+the mean of the crops' calibrated probabilities (softmax of logits / temperature, then the
+mean), and the domain score the mean of the crops' scores. The temperature and the domain
+profile are fitted on per-crop outputs (training/calibrate.py).
 """
 
 from __future__ import annotations
@@ -84,12 +89,16 @@ def predict_outputs(
     *,
     fake_index: int,
 ) -> Outputs:
-    """Return P(FAKE) and feature distances for every HxWx3 uint8 image in images, in order."""
+    """Return P(FAKE) and feature distances for every HxWx3 uint8 image in images, in order.
+
+    In crop mode each image's fixed crops are averaged; batch_size counts network inputs.
+    """
     network.eval()
     probs: list[torch.Tensor] = []
     distances: list[torch.Tensor] = []
-    for start in range(0, len(images), batch_size):
-        batch = arrays_to_batch(images[start : start + batch_size])
+    step = max(1, batch_size // preprocessing.crops_per_image)
+    for start in range(0, len(images), step):
+        batch = arrays_to_batch(preprocessing.inference_inputs(images[start : start + step]))
         prob_fake, distance = run_batch(
             network, preprocessing, batch, temperature, domain, fake_index=fake_index
         )
@@ -100,7 +109,10 @@ def predict_outputs(
     if not probs:
         empty = np.empty(0, dtype=np.float32)
         return Outputs(empty, empty.copy())
-    return Outputs(torch.cat(probs).numpy(), torch.cat(distances).float().numpy())
+    return Outputs(
+        preprocessing.average_crops(torch.cat(probs).numpy()),
+        preprocessing.average_crops(torch.cat(distances).float().numpy()),
+    )
 
 
 def predict_prob_fake(
@@ -135,13 +147,18 @@ def model_prob_fake(loaded: LoadedModel, images: np.ndarray, batch_size: int = 2
 def collect_features_and_logits(
     network: nn.Module, preprocessing: Preprocessing, images: np.ndarray, batch_size: int = 256
 ) -> tuple[dict[str, np.ndarray], torch.Tensor]:
-    """Return (float32 probe features by name, float32 logits) for images: calibration's input."""
+    """Return (float32 probe features by name, float32 logits) for images: calibration's input.
+
+    One row per network input: in crop mode, crops_per_image consecutive rows per image.
+    """
     network.eval()
     parameter = next(network.parameters())
     features: dict[str, list[torch.Tensor]] = {}
     logits: list[torch.Tensor] = []
-    for start in range(0, len(images), batch_size):
-        batch = arrays_to_batch(images[start : start + batch_size]).to(parameter.device)
+    step = max(1, batch_size // preprocessing.crops_per_image)
+    for start in range(0, len(images), step):
+        inputs = preprocessing.inference_inputs(images[start : start + step])
+        batch = arrays_to_batch(inputs).to(parameter.device)
         probes, out = probe_features(network, preprocessing(batch).to(parameter.dtype))
         for name, values in probes.items():
             features.setdefault(name, []).append(values.float().cpu())

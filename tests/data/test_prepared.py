@@ -140,3 +140,13 @@ def test_read_split_meta_without_a_manifest_or_with_gaps_raises(tmp_path: Path) 
     )
     with pytest.raises(AidetectorError, match="gaps or repeats"):
         read_split_meta(tmp_path, "train")
+
+
+def test_crop_mode_is_in_the_data_hash_and_the_manifest(tmp_path: Path) -> None:
+    resize, crop = _dataset(), _dataset()
+    crop.mode = "crop"
+    assert resize.data_hash != crop.data_hash
+    write_prepared(crop, tmp_path)
+    assert read_manifest(tmp_path)["preprocessing_mode"] == "crop"
+    write_prepared(resize, tmp_path)
+    assert "preprocessing_mode" not in read_manifest(tmp_path)  # resize writes what it did

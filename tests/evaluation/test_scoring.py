@@ -99,6 +99,10 @@ def test_a_model_with_another_input_size_cannot_be_scored(
     other_size = LoadedModel(network, Preprocessing(image_size=SIZE * 2), dict(CONFIG))
     with pytest.raises(SuiteMismatchError, match=f"{SIZE * 2} px inputs"):
         score_model(other_size, suite, **FAST)
+    # Same stored side, other mode: resized squares are not what a crop model was trained on.
+    crop = Preprocessing(image_size=SIZE // 2, mode="crop", store_size=SIZE, inference_crops=5)
+    with pytest.raises(SuiteMismatchError, match="mode is crop but the suite was prepared in"):
+        score_model(LoadedModel(network, crop, dict(CONFIG)), suite, **FAST)
 
 
 def test_a_model_trained_with_the_other_class_order_scores_the_same(

@@ -205,3 +205,19 @@ def test_a_set_prepared_at_another_size_is_refused(tmp_path: Path) -> None:
     write_eval_set(small, tmp_path / "suite" / "small")
     with pytest.raises(AidetectorError, match="re-run `aidetector prepare-set small`"):
         load_suite(prepared, tmp_path / "suite", ["small"], [])
+
+
+def test_a_crop_mode_suite_has_its_own_hash_and_refuses_a_resize_set(tmp_path: Path) -> None:
+    prepared = prepare_test_split(tmp_path / "raw", tmp_path / "prepared")
+    resize_suite = load_suite(prepared, tmp_path / "suite", [], [])
+    crop = ingest_image_folder(tmp_path / "raw", SIZE, SplitRatios(0.8, 0.2, 0.0), 0, mode="crop")
+    write_prepared(crop, tmp_path / "prepared_crop")
+    crop_suite = load_suite(tmp_path / "prepared_crop", tmp_path / "suite", [], [])
+    assert (crop_suite.mode, resize_suite.mode) == ("crop", "resize")
+    assert crop_suite.hash != resize_suite.hash
+    # 40 px PNGs, 32 px squares: the centre, not a resize.
+    source = Image.open(tmp_path / "raw" / "test" / "REAL" / "0.png")
+    np.testing.assert_array_equal(crop_suite.test.images[0], np.asarray(source)[4:36, 4:36])
+    prepare_extra_set(tmp_path / "raw_xsrc", tmp_path / "suite")  # resize mode
+    with pytest.raises(AidetectorError, match=r"\(resize\).*\(crop\)"):
+        load_suite(tmp_path / "prepared_crop", tmp_path / "suite", [EXTRA_SET], [])

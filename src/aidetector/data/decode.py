@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from aidetector.preprocessing import open_rgb, resize_to_array
+from aidetector.preprocessing import image_to_array, open_rgb
 
 # Files above this are skipped unread (data.max_file_bytes); the largest camera JPEGs and
 # generator PNGs are a few tens of MiB.
@@ -39,7 +39,7 @@ _IMAGE_SIGNATURES: tuple[bytes, ...] = (
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """A decoded file: resized pixels, content hash and native size of the original."""
+    """A decoded file: its stored pixels, content hash and native size of the original."""
 
     pixels: np.ndarray
     sha256: str
@@ -60,11 +60,15 @@ def strict_decoding() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def decode_file(path: Path, image_size: int, max_bytes: int = MAX_FILE_BYTES) -> DecodedImage | str:
-    """Return the resized pixels, sha256 and size of the original RGB image, or why to skip it.
+def decode_file(
+    path: Path, image_size: int, max_bytes: int = MAX_FILE_BYTES, mode: str = "resize"
+) -> DecodedImage | str:
+    """Return the stored pixels, sha256 and size of the original RGB image, or why to skip it.
 
-    The size is the decoded original's (EXIF orientation applied), before resizing. A file
-    over max_bytes is skipped before a byte of it is read.
+    The pixels are an image_size square made as the preprocessing mode says (resized, or the
+    native-resolution centre square in crop mode: preprocessing.image_to_array). The size is
+    the decoded original's (EXIF orientation applied). A file over max_bytes is skipped
+    before a byte of it is read.
 
     Call it inside strict_decoding(), which makes truncated files and decompression bombs fail.
     """
@@ -89,7 +93,7 @@ def decode_file(path: Path, image_size: int, max_bytes: int = MAX_FILE_BYTES) ->
     digest = hashlib.sha256(f"{image.width}x{image.height}\n".encode())
     digest.update(image.tobytes())
     return DecodedImage(
-        pixels=resize_to_array(image, image_size),
+        pixels=image_to_array(image, mode, image_size),
         sha256=digest.hexdigest(),
         width=image.width,
         height=image.height,

@@ -12,6 +12,11 @@ and brightness carry no label information. They differ only in how the pixels we
 Noise levels overlap between the classes and both are saved as JPEG at the same quality, so a
 model has to learn the upsampling signature rather than read off one trivial cue. Accuracy on
 this data says nothing about accuracy on real generators.
+
+Any image_size works: 32 (the default, CIFAKE's size) or full resolution, e.g. 256
+(`demo.image_size=256`, as experiment=demo_crop sets it). The signature is one or two
+pixels wide, so resizing a 256 px image to a 32 px input all but erases it, while crops of
+it at native resolution keep it: the case crop mode (preprocessing.py) exists for.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from aidetector.data.prepared import (
     json_bytes,
     load_images_and_labels,
     manifest_rows,
+    mode_entry,
     read_json_object,
     read_split_meta,
     write_atomic,
@@ -64,11 +65,12 @@ class EvalSet:
     classes: tuple[str, ...]
     image_size: int
     report: dict[str, Any]
+    mode: str = "resize"
 
     @property
     def data_hash(self) -> str:
         """Return the set's version: the prepared data hash recipe over one split, "eval"."""
-        return data_hash_of(self.image_size, {EVAL_SPLIT: self.data})
+        return data_hash_of(self.image_size, {EVAL_SPLIT: self.data}, self.mode)
 
 
 def ingest_eval_folder(
@@ -78,8 +80,11 @@ def ingest_eval_folder(
     classes: Sequence[str],
     training_hashes: set[str],
     max_file_bytes: int = MAX_FILE_BYTES,
+    mode: str = "resize",
 ) -> EvalSet:
     """Return the validated, deduplicated, resized evaluation set in root ({REAL,FAKE}/...).
+
+    image_size and mode: as for the training data (ingest_image_folder).
 
     training_hashes are the content hashes of the training data: matching images are kept but
     counted in report["overlap_with_training"] and logged as a warning.
@@ -92,7 +97,9 @@ def ingest_eval_folder(
             "such as 'genimage_sdxl'"
         )
     folders = _eval_class_folders(root, classes)
-    scan = scan_class_folders(root, {EVAL_SPLIT: folders}, classes, image_size, max_file_bytes)
+    scan = scan_class_folders(
+        root, {EVAL_SPLIT: folders}, classes, image_size, max_file_bytes, mode=mode
+    )
     kept, duplicates, _, conflicts = deduplicate(scan.records)
     for label, class_name in enumerate(classes):
         if not any(record.label == label for record in kept):
@@ -114,6 +121,7 @@ def ingest_eval_folder(
         "name": name,
         "root": str(root),
         "image_size": image_size,
+        **mode_entry(mode),
         "classes": list(classes),
         "scanned": scan.scanned,
         "kept": {c: sum(r.label == i for r in kept) for i, c in enumerate(classes)},
@@ -126,7 +134,9 @@ def ingest_eval_folder(
         "overlap_with_training": len(overlap),
         "overlap_examples": overlap[:MAX_OVERLAP_EXAMPLES],
     }
-    return EvalSet(name=name, data=data, classes=classes, image_size=image_size, report=report)
+    return EvalSet(
+        name=name, data=data, classes=classes, image_size=image_size, report=report, mode=mode
+    )
 
 
 def write_eval_set(eval_set: EvalSet, out_dir: Path) -> None:

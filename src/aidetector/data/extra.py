@@ -122,10 +122,12 @@ def collect_extra_images(
     image_size: int,
     main_records: Sequence[ImageRecord],
     max_file_bytes: int = MAX_FILE_BYTES,
+    mode: str = "resize",
 ) -> ExtraImages:
     """Return the extra roots' images that are new to the main data, deduplicated, with a report.
 
-    main_records are every record scanned from the main data, before its own deduplication.
+    main_records are every record scanned from the main data, before its own deduplication;
+    mode stores the pixels as the main data's are (resized, or native crop squares).
     """
     report = ExtraReport(
         roots=list(roots),
@@ -144,7 +146,13 @@ def collect_extra_images(
             if not folders:
                 continue
             scan = scan_class_folders(
-                root, {EXTRA_SPLIT: folders}, classes, image_size, max_file_bytes, False
+                root,
+                {EXTRA_SPLIT: folders},
+                classes,
+                image_size,
+                max_file_bytes,
+                require_every_class=False,
+                mode=mode,
             )
             for name in classes:
                 report.scanned[name] += scan.scanned.get(name, 0)

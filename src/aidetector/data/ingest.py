@@ -12,8 +12,9 @@ Class folders are read recursively, with each image's source group (scan.py).
 Images of `extra_roots` (the feedback store, extra.py) are added to the training split only,
 after the main data is split, so they never change the validation or test split.
 
-Every file is fully decoded with the serving path (open_rgb + resize_to_array); files that
-cannot be decoded are skipped and counted. Duplicates are detected by a hash of the decoded
+Every file is fully decoded with the serving path (open_rgb + preprocessing.image_to_array:
+resized, or the native-resolution centre square in crop mode); files that cannot be decoded
+are skipped and counted. Duplicates are detected by a hash of the decoded
 original pixels, so they are found across formats and file names, and no content hash ends up
 in two splits.
 """
@@ -57,9 +58,14 @@ def ingest_image_folder(
     classes: Sequence[str] = DEFAULT_ORDER,
     max_file_bytes: int = MAX_FILE_BYTES,
     extra_roots: Sequence[str] = (),
+    mode: str = "resize",
 ) -> PreparedDataset:
     """Return the validated, deduplicated, resized and stratified splits of an image folder,
-    with the new images of extra_roots added to the training split."""
+    with the new images of extra_roots added to the training split.
+
+    image_size is the side of the stored squares; mode says how they are made (resize, or
+    crop: the native-resolution centre square, preprocessing.py).
+    """
     root = Path(root)
     classes = check_image_size_and_classes(image_size, classes)
     layout = _find_layout(root, classes)
@@ -69,7 +75,9 @@ def ingest_image_folder(
             f"split ratio test is 0 but {root} has no test/ folder: set a test ratio above 0"
         )
     layout_by_priority = {s: layout[s] for s in _SOURCE_ORDER if s in layout}
-    scan = scan_class_folders(root, layout_by_priority, classes, image_size, max_file_bytes)
+    scan = scan_class_folders(
+        root, layout_by_priority, classes, image_size, max_file_bytes, mode=mode
+    )
     kept_records, duplicates, cross_split, conflicts = deduplicate(scan.records)
     pool = [r for r in kept_records if r.source_split == "train"]
     labels = np.array([r.label for r in pool], dtype=np.int64)
@@ -85,7 +93,9 @@ def ingest_image_folder(
                     "removing label conflicts: add images to it"
                 )
     extra = (
-        collect_extra_images(extra_roots, classes, image_size, scan.records, max_file_bytes)
+        collect_extra_images(
+            extra_roots, classes, image_size, scan.records, max_file_bytes, mode=mode
+        )
         if extra_roots
         else None
     )
@@ -114,7 +124,9 @@ def ingest_image_folder(
         native_sizes=native_size_range(splits["train"]),
         extra=extra.report.to_dict() if extra is not None else {},
     )
-    return PreparedDataset(splits=splits, classes=classes, image_size=image_size, report=report)
+    return PreparedDataset(
+        splits=splits, classes=classes, image_size=image_size, report=report, mode=mode
+    )
 
 
 def _find_layout(root: Path, classes: tuple[str, ...]) -> dict[str, dict[str, Path]]:

@@ -3,6 +3,10 @@
 On disk, out_dir holds {split}_images.npy (N, H, W, 3) uint8, {split}_labels.npy (N,) int64,
 manifest.csv (one row per image: content hash, source path, source group and native size),
 manifest.json (sizes, classes, data_hash) and report.json.
+
+image_size is the side of the stored squares: the network input in resize mode, the
+native-resolution store_size in crop mode (preprocessing.py), which manifest.json and
+report.json then record as preprocessing_mode: crop (absent: resize).
 """
 
 from __future__ import annotations
@@ -111,20 +115,27 @@ class PreparedDataset:
     classes: tuple[str, ...]
     image_size: int
     report: IngestReport
+    mode: str = "resize"
 
     @property
     def data_hash(self) -> str:
         """Return the data version: sha256 of image_size and the ordered (split, label, hash)."""
-        return data_hash_of(self.image_size, {split: self.splits[split] for split in SPLITS})
+        return data_hash_of(
+            self.image_size, {split: self.splits[split] for split in SPLITS}, self.mode
+        )
 
 
-def data_hash_of(image_size: int, splits: Mapping[str, SplitData]) -> str:
+def data_hash_of(image_size: int, splits: Mapping[str, SplitData], mode: str = "resize") -> str:
     """Return sha256 of image_size and every (split, label, content hash), in the given order.
 
     Groups, paths and native sizes are left out on purpose: the hash is the data version, and
-    it must not change when only file names or metadata columns do.
+    it must not change when only file names or metadata columns do. Crop mode's native
+    squares are other pixels than resized ones of the same side, so it is in the hash (resize
+    mode adds nothing, which keeps the hashes of data prepared before crop mode existed).
     """
     digest = hashlib.sha256(f"image_size={image_size}\n".encode())
+    if mode != "resize":
+        digest.update(f"preprocessing_mode={mode}\n".encode())
     for split, data in splits.items():
         for label, content_hash in zip(data.labels.tolist(), data.hashes, strict=True):
             digest.update(f"{split},{label},{content_hash}\n".encode())
@@ -157,12 +168,18 @@ def write_prepared(dataset: PreparedDataset, out_dir: Path) -> None:
         "classes": list(dataset.classes),
         "data_hash": data_hash,
         "counts": counts,
+        **mode_entry(dataset.mode),
     }
-    report = {**dataset.report.to_dict(), "data_hash": data_hash}
+    report = {**dataset.report.to_dict(), **mode_entry(dataset.mode), "data_hash": data_hash}
     write_atomic(out_dir / "manifest.csv", rows.getvalue().encode())
     write_atomic(out_dir / "report.json", json_bytes(report))
     # Written last: a manifest.json means the files it describes are complete.
     write_atomic(out_dir / "manifest.json", json_bytes(manifest))
+
+
+def mode_entry(mode: str) -> dict[str, str]:
+    """Return the preprocessing_mode entry of a manifest or report: none for resize."""
+    return {} if mode == "resize" else {"preprocessing_mode": mode}
 
 
 def manifest_rows(split: str, data: SplitData, classes: tuple[str, ...]) -> list[list[Any]]:

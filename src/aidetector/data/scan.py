@@ -31,7 +31,7 @@ SKIP_REASONS: tuple[str, ...] = (*DECODE_SKIP_REASONS, "symlink")
 
 @dataclass
 class ImageRecord:
-    """One decoded, resized image and where it came from."""
+    """One decoded image (its stored square) and where it came from."""
 
     source_split: str
     label: int
@@ -71,13 +71,15 @@ def scan_class_folders(
     image_size: int,
     max_file_bytes: int = MAX_FILE_BYTES,
     require_every_class: bool = True,
+    mode: str = "resize",
 ) -> FolderScan:
     """Decode every file under the class folders, in layout order then class order.
 
     layout maps a source split to its folder per class; its order is the priority order that
-    deduplicate() relies on. Files over max_file_bytes are skipped unread. Raises when a class
-    folder yields no readable image, unless require_every_class is False: then a class may
-    have no folder or no images (extra roots, which add to a dataset).
+    deduplicate() relies on. Files over max_file_bytes are skipped unread; mode and image_size
+    say how pixels are stored (decode_file). Raises when a class folder yields no readable
+    image, unless require_every_class is False: then a class may have no folder or no images
+    (extra roots, which add to a dataset).
     """
     scanned = dict.fromkeys(classes, 0)
     skipped = {name: dict.fromkeys(SKIP_REASONS, 0) for name in classes}
@@ -96,7 +98,7 @@ def scan_class_folders(
                 valid = 0
                 for path in files:
                     scanned[name] += 1
-                    result = decode_file(path, image_size, max_file_bytes)
+                    result = decode_file(path, image_size, max_file_bytes, mode)
                     if isinstance(result, str):
                         skipped[name][result] += 1
                         logger.warning("skipping %s: %s", path, result.replace("_", " "))

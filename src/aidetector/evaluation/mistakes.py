@@ -93,5 +93,6 @@ def most_confident_mistakes(
                 file=f"{rank:02d}_{truth}_as_{label}_{confidence[index]:.3f}.png",
             )
         )
-        overlays.append(render_overlay(images[index], explanation))
+        shown = loaded.preprocessing.centre_input(images[index])  # the pixels the map covers
+        overlays.append(render_overlay(shown, explanation))
     return MistakeGallery(mistakes, overlays, explainer.layer)

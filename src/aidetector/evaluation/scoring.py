@@ -64,12 +64,18 @@ class SuiteScores:
 
 
 def check_compatible(loaded: LoadedModel, suite: Suite) -> None:
-    """Raise SuiteMismatchError when the model takes another input size.
+    """Raise SuiteMismatchError when the model takes another input size or mode.
 
     The label orders may differ: the model reports P(FAKE) through its own order, and the
     suite's labels are read through the suite's.
     """
-    size = loaded.preprocessing.image_size
+    mode = loaded.preprocessing.mode
+    if mode != suite.mode:
+        raise SuiteMismatchError(
+            f"the model's preprocessing mode is {mode} but the suite was prepared in "
+            f"{suite.mode} mode"
+        )
+    size = loaded.preprocessing.array_size  # of the stored squares: the input in resize mode
     if size != suite.image_size:
         raise SuiteMismatchError(
             f"the model takes {size} px inputs but the suite is at {suite.image_size} px"

@@ -2,8 +2,9 @@
 
 A suite is the prepared test split, its robustness variants (computed on the fly from the
 test images), and any number of extra named folders prepared by `aidetector prepare-set`.
-Its hash names exactly those images, labels and variant recipes at one input size: scores
-with the same suite hash are comparable, scores with different hashes are not.
+Its hash names exactly those images, labels and variant recipes at one input size (and, in
+crop mode, that mode: the stored squares are then native-resolution, preprocessing.py):
+scores with the same suite hash are comparable, scores with different hashes are not.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class Suite:
     variants: list[VariantSpec]
     hash: str
     description: dict[str, Any] = field(default_factory=dict)
+    # How the stored squares were made: resize, or crop (native resolution).
+    mode: str = "resize"
 
     def members(self) -> list[SuiteMember]:
         """Return the test split, then the extra sets (variants are scored from the test split)."""
@@ -125,6 +128,7 @@ def load_suite(
     """Load the prepared test split, the prepared extra sets and the variant recipes."""
     manifest = read_manifest(prepared_dir)
     image_size = int(manifest["image_size"])
+    mode = str(manifest.get("preprocessing_mode", "resize"))
     classes = tuple(manifest["classes"])
     images, labels = load_split(prepared_dir, TEST_SET)
     test = SuiteMember(TEST_SET, images, labels, read_split_meta(prepared_dir, TEST_SET))
@@ -133,8 +137,11 @@ def load_suite(
         f"classes={','.join(classes)}",
         f"{TEST_SET}={_split_digest(labels, test.meta.hashes)}",
     ]
+    if mode != "resize":  # resize suites keep the hashes they had before crop mode existed
+        parts.insert(1, f"preprocessing_mode={mode}")
     description: dict[str, Any] = {
         "image_size": image_size,
+        **({} if mode == "resize" else {"preprocessing_mode": mode}),
         "classes": list(classes),
         "sets": {TEST_SET: {"n": len(labels), "data_hash": manifest["data_hash"]}},
         "variants": {v.name: v.recipe() for v in variants},
@@ -153,13 +160,16 @@ def load_suite(
                 f"run `aidetector prepare-set {name}` or `dvc repro`"
             )
         set_images, set_labels, meta, report = load_eval_set(set_dir)
-        if set_images.shape[1] != image_size or list(report.get("classes", classes)) != list(
-            classes
+        set_mode = str(report.get("preprocessing_mode", "resize"))
+        if (
+            set_images.shape[1] != image_size
+            or set_mode != mode
+            or list(report.get("classes", classes)) != list(classes)
         ):
             raise AidetectorError(
-                f"suite set {name!r} was prepared at {set_images.shape[1]} px with classes "
-                f"{report.get('classes')}, the test split at {image_size} px with {list(classes)}: "
-                f"re-run `aidetector prepare-set {name}`"
+                f"suite set {name!r} was prepared at {set_images.shape[1]} px ({set_mode}) with "
+                f"classes {report.get('classes')}, the test split at {image_size} px ({mode}) "
+                f"with {list(classes)}: re-run `aidetector prepare-set {name}`"
             )
         members.append(SuiteMember(name, set_images, set_labels, meta))
         parts.append(f"set:{name}={report['data_hash']}")
@@ -172,7 +182,7 @@ def load_suite(
     parts += [f"variant:{v.name}={v.recipe()}" for v in variants]
     suite_hash = hashlib.sha256("\n".join(parts).encode()).hexdigest()
     description["hash"] = suite_hash
-    return Suite(image_size, classes, test, members, variants, suite_hash, description)
+    return Suite(image_size, classes, test, members, variants, suite_hash, description, mode)
 
 
 def load_suite_from_config(cfg: RunConfig) -> Suite:

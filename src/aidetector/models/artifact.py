@@ -224,9 +224,15 @@ def load_model_dir(
     domain = DomainProfile.load(model_dir, section).to(device) if section else None
     drift_section = config.get("drift")
     drift = DriftReference.load(model_dir, drift_section) if drift_section else None
+    try:
+        preprocessing = Preprocessing.from_dict(config["preprocessing"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise AidetectorError(
+            f"{model_dir / CONFIG_FILE}: bad preprocessing section ({error}); re-export the model"
+        ) from None
     return LoadedModel(
         network=network,
-        preprocessing=Preprocessing.from_dict(config["preprocessing"]),
+        preprocessing=preprocessing,
         config=config,
         metrics=metrics,
         domain=domain,

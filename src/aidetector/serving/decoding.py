@@ -3,8 +3,9 @@
 The second step of a request (limits.py reads it, this decodes it, verdicts.py predicts):
 every header is parsed within the pixel caps (per image and per request) and the format
 list before any image is decoded, then each image goes through the same `preprocessing`
-code as training and evaluation, one at a time: only the small resized array is kept, and
-each full-size frame is released before the next is decoded.
+code as training and evaluation, one at a time: only the small stored square is kept (the
+resized input, or in crop mode the native-resolution centre square the crops come from),
+and each full-size frame is released before the next is decoded.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ Image.core.set_block_size(PILLOW_BLOCK_BYTES)
 
 @dataclass(frozen=True)
 class DecodedUploads:
-    """Model inputs, uint8 (N, H, W, 3), and each upload's native (width, height)."""
+    """Stored squares, uint8 (N, S, S, 3), and each upload's native (width, height).
+
+    In resize mode the squares are the model inputs; in crop mode each becomes
+    preprocessing.crops_per_image inputs (Preprocessing.inference_inputs).
+    """
 
     arrays: np.ndarray
     sizes: list[tuple[int, int]]
@@ -71,7 +76,7 @@ def _corrupt(upload: Upload, error: Exception) -> RequestRejected:
 
 
 def decode_to_array(image: Image.Image, upload: Upload, preprocessing: Preprocessing) -> np.ndarray:
-    """Decode an opened image into the model's HxWx3 uint8 input, or reject it (400)."""
+    """Decode an opened image into the model's HxWx3 uint8 square, or reject it (400)."""
     try:
         return preprocessing.image_to_array(decode_rgb(image))
     except Exception as error:  # truncated data, bad EXIF, broken frames ... all 400
@@ -112,7 +117,7 @@ async def decode_uploads(
         # The native size comes from the header, before the resize to the model's input
         # hides it; the domain check compares it with the sizes seen in training.
         sizes = [(image.width, image.height) for image in opened]
-        side = preprocessing.image_size
+        side = preprocessing.array_size
         arrays = np.empty((len(opened), side, side, 3), dtype=np.uint8)
         for index, (image, upload) in enumerate(zip(opened, uploads, strict=True)):
             if image.width * image.height > INLINE_DECODE_PIXELS:

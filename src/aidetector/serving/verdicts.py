@@ -1,6 +1,8 @@
 """Verdicts for uploads: hash, cache, decode, batch, judge, log, count (one request's work).
 
 Everything here runs once per image outside the batchable API, which only sees tensors.
+In crop mode an image sends its inference_crops fixed crops through the batcher and its
+verdict is their average (the same Preprocessing.average_crops as offline evaluation).
 The verdict is REAL or FAKE, or UNCERTAIN when the image lies outside the model's training
 domain (its native size, read from the header, or its domain score); `label` keeps the
 plain REAL/FAKE guess for clients that predate the domain check.
@@ -128,9 +130,11 @@ class Predictor:
                 self.decode_limiter,
             )
             assert self.run_batch is not None, "predictor used before it was bound"
-            computed = await self.run_batch(decoded.arrays)  # (N, 2): P(FAKE), domain score
+            inputs = self.preprocessing.inference_inputs(decoded.arrays)
+            # (N, 2) per image: P(FAKE) and domain score, each the mean over the image's crops.
+            computed = self.preprocessing.average_crops(await self.run_batch(inputs))
             if self.drift is not None:
-                # On the small decoded inputs and header sizes the request has anyway.
+                # On the decoded arrays and header sizes the request has anyway.
                 features = image_features(decoded.arrays, decoded.sizes)
                 self.drift.add(np.column_stack([features, computed[:, 0]]))
             fresh: dict[str, CachedPrediction] = {}
@@ -198,7 +202,8 @@ class Predictor:
     def _explain_and_render(self, image: np.ndarray) -> tuple[Explanation, bytes]:
         assert self.explainer is not None
         explanation = self.explainer.explain(image)
-        return explanation, render_overlay(image, explanation)
+        shown = self.preprocessing.centre_input(image)  # the pixels the map covers
+        return explanation, render_overlay(shown, explanation)
 
     def _record(self, result: dict[str, Any], check: DomainCheck) -> None:
         self.metrics.predictions.labels(label=result["label"]).inc()

@@ -54,7 +54,11 @@ def calibrate(
     class_order: ClassOrder,
     batch_size: int = 256,
 ) -> Calibration:
-    """Fit temperature on validation logits and the domain profile on training features."""
+    """Fit temperature on validation logits and the domain profile on training features.
+
+    In crop mode both are fitted per crop (each crop carries its image's label), as
+    inference computes them before averaging over an image's crops.
+    """
     train_images, train_labels = load_split(prepared_dir, "train")
     if len(train_labels) > settings.max_train_images:
         rng = np.random.default_rng(settings.seed)
@@ -69,6 +73,8 @@ def calibrate(
         network, preprocessing, val_images, batch_size
     )
     network.train(was_training)
+    crops = preprocessing.crops_per_image
+    train_labels, val_labels = np.repeat(train_labels, crops), np.repeat(val_labels, crops)
     temperature = fit_temperature(val_logits, torch.from_numpy(val_labels))
     fake = class_order.fake_index
     before = val_logits.softmax(dim=1)[:, fake].numpy()

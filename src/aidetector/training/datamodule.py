@@ -1,4 +1,10 @@
-"""LightningDataModule over the decoded uint8 cache written by the prepare stage."""
+"""LightningDataModule over the decoded uint8 cache written by the prepare stage.
+
+In crop mode (preprocessing.py) the cache holds native-resolution squares larger than the
+network's input: training takes a random crop_size crop of each per sample and epoch, and
+the validation and test loaders the centre crop. Those are Lightning's own val/test figures
+(checkpointing, early stopping); the evaluate stage averages the fixed inference crops.
+"""
 
 from __future__ import annotations
 
@@ -50,12 +56,21 @@ class DetectorDataModule(pl.LightningDataModule):
         hflip: bool = True,
         rot90: bool = True,
         rotation_degrees: float = 0.0,
+        preprocessing_mode: str = "resize",
+        crop_size: int = 0,
     ) -> None:
         super().__init__()
         self.prepared_dir = Path(prepared_dir)
         self.batch_size = batch_size
         self.num_workers = num_workers
         augmentations: list[v2.Transform] = []
+        self.eval_transform: v2.Transform | None = None
+        if preprocessing_mode == "crop":
+            if crop_size < 1:
+                raise ValueError(f"crop mode needs a crop_size of at least 1, got {crop_size}")
+            # First, so that flips and turns work on the network's input, not the whole square.
+            augmentations.append(v2.RandomCrop(crop_size))
+            self.eval_transform = v2.CenterCrop(crop_size)
         if hflip:
             augmentations.append(v2.RandomHorizontalFlip())
         if rot90:
@@ -70,7 +85,7 @@ class DetectorDataModule(pl.LightningDataModule):
         for split in ("train", "val", "test"):
             if split not in self.splits:
                 images, labels = load_split(self.prepared_dir, split)
-                transform = self.train_transform if split == "train" else None
+                transform = self.train_transform if split == "train" else self.eval_transform
                 self.splits[split] = CachedImageDataset(images, labels, transform)
 
     def train_labels(self) -> np.ndarray:

@@ -16,6 +16,7 @@ from torch import nn
 from aidetector.classes import ClassOrder
 from aidetector.config_schema import RunConfig
 from aidetector.data.prepared import read_manifest
+from aidetector.errors import AidetectorError
 from aidetector.models.factory import count_parameters
 from aidetector.preprocessing import Preprocessing
 from aidetector.tracking import (
@@ -49,6 +50,24 @@ class TrainResult:
     teacher: dict[str, str] = field(default_factory=dict)
 
 
+def check_prepared_matches(
+    manifest: dict[str, Any], preprocessing: Preprocessing, prepared: Path
+) -> None:
+    """Raise unless the prepared squares are what the configured preprocessing expects.
+
+    A crop-mode model trained on resized squares (or the reverse) would record one mode in
+    its config.yaml and have learnt from the other.
+    """
+    mode = str(manifest.get("preprocessing_mode", "resize"))
+    size = int(manifest["image_size"])
+    if mode != preprocessing.mode or size != preprocessing.array_size:
+        raise AidetectorError(
+            f"{prepared} holds {size} px squares prepared in {mode} mode, but data says "
+            f"{preprocessing.array_size} px in {preprocessing.mode} mode: re-run the prepare "
+            "stage (`aidetector prepare` or `dvc repro prepare`)"
+        )
+
+
 def train(cfg: RunConfig, model_name: str) -> TrainResult:
     """Fit model_name on the prepared data, test the best checkpoint, return the results."""
     silence_library_noise()
@@ -59,8 +78,10 @@ def train(cfg: RunConfig, model_name: str) -> TrainResult:
     net = instantiate(spec.instantiate_args())
     datamodule = instantiate(cfg.datamodule.instantiate_args())
     labels = torch.from_numpy(datamodule.train_labels())
+    manifest = read_manifest(cfg.paths.prepared)
+    check_prepared_matches(manifest, preprocessing, cfg.paths.prepared)
     # The label order is the prepared data's, whatever the config says now.
-    class_order = ClassOrder.from_names(read_manifest(cfg.paths.prepared)["classes"])
+    class_order = ClassOrder.from_names(manifest["classes"])
     teacher: Teacher | None = None
     teacher_identity: dict[str, str] = {}
     if spec.distill is not None:
