@@ -18,11 +18,11 @@ from aidetector.models.artifact import load_model_dir, read_model_config
 from aidetector.registry.export import export_from_uri
 from aidetector.registry.promote import promote_by_policy
 from aidetector.registry.register import RegisteredVersion, register_models
+from mlflow_process import free_port
 
 from .conftest import (
     MlflowServer,
     eval_metrics,
-    free_port,
     install_trained_model,
     registry_config,
 )
