@@ -22,16 +22,27 @@ from conftest import TINY_VIT_SPEC
 CNN_SPEC = {"name": "resnet18", "family": "cnn", "arch": "resnet18", "img_size": 32}
 # FAKE first: an explainer that assumed "FAKE is 1" would explain the wrong class.
 ORDER = ClassOrder(("FAKE", "REAL"))
-# (spec, the raw map's shape): resnet18 at 32 px explains layer2 (4x4), the ViT its
-# 32 / 8 = 4 patches a side.
-FAMILIES = {"cnn": (CNN_SPEC, (4, 4)), "vit": (TINY_VIT_SPEC, (4, 4))}
+# (spec, the raw map's shape, method): resnet18 at 32 px explains layer2 (4x4) with Grad-CAM,
+# the ViT its 32x32 input pixels with a saliency map.
+FAMILIES = {
+    "cnn": (CNN_SPEC, (4, 4), "grad_cam"),
+    "vit": (TINY_VIT_SPEC, (32, 32), "saliency"),
+}
 
 
-def saved(tmp_path: Path, spec: dict[str, object]) -> LoadedModel:
+def saved(tmp_path: Path, spec: dict[str, object], explain_layer: str | None = None) -> LoadedModel:
     torch.manual_seed(0)
     network = build_network(**spec).eval()
     model_dir = tmp_path / str(spec["name"])
-    save_model_dir(network, spec, Preprocessing(32), model_dir, ORDER, temperature=1.7)
+    save_model_dir(
+        network,
+        spec,
+        Preprocessing(32),
+        model_dir,
+        ORDER,
+        temperature=1.7,
+        explain_layer=explain_layer,
+    )
     return load_model_dir(model_dir)
 
 
@@ -43,7 +54,7 @@ def noise(seed: int) -> np.ndarray:
 def test_the_map_explains_the_predicted_class_with_the_prediction_paths_numbers(
     family: str, tmp_path: Path
 ) -> None:
-    spec, shape = FAMILIES[family]
+    spec, shape, method = FAMILIES[family]
     loaded = saved(tmp_path, spec)
     explainer = Explainer(loaded, threshold=0.5)
     images = np.stack([noise(seed) for seed in range(6)])
@@ -52,13 +63,14 @@ def test_the_map_explains_the_predicted_class_with_the_prediction_paths_numbers(
         explanation = explainer.explain(image)
         assert explanation.prob_fake == pytest.approx(float(prob_fake), abs=1e-5)
         assert explanation.label == ("FAKE" if prob_fake >= 0.5 else "REAL")
-        assert explanation.layer == loaded.explain_layer
+        assert explanation.layer == loaded.explain_layer and explanation.method == method
         assert explanation.attribution.shape == shape
         assert (explanation.attribution >= 0).all() and explanation.attribution.max() > 0
 
 
 def test_the_token_grid_leaves_the_vits_outputs_unchanged(tmp_path: Path) -> None:
-    loaded = saved(tmp_path, TINY_VIT_SPEC)
+    # A model directory may still name a token layer for Grad-CAM (saved before saliency).
+    loaded = saved(tmp_path, TINY_VIT_SPEC, explain_layer="blocks.11.norm1")
     explainer = Explainer(loaded)
     wrapped, _ = explainer._pool.get()  # the copy the next explanation would use
     assert isinstance(wrapped.get_submodule(loaded.explain_layer), TokenGrid)

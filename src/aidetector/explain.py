@@ -1,16 +1,21 @@
-"""Grad-CAM explanations of one image's verdict, computed by captum's LayerGradCam.
+"""Explanations of one image's verdict: captum's LayerGradCam, or Saliency for the input.
 
 The map answers "where in the image did the evidence for the predicted class come from".
 It is computed on the layer the model directory's config.yaml names (`explain_layer`, see
 LoadedModel.explain_layer), for the predicted class (the `label`), through the same
 preprocessing, temperature and class order as every prediction (inference.run_batch).
 
-ViTs: LayerGradCam averages the gradients over the dimensions after the second and sums
-the activations over the second (the channels), which assumes a (N, C, h, w) output. A
-ViT module returns a token sequence (N, T, C), so the explained module is wrapped in a
-TokenGrid: its patch tokens (the class token and other prefix tokens left out) pass
-through an identity module as a (N, C, h, w) grid, and that identity is what Grad-CAM
-attributes to. The values the network computes are unchanged.
+CNNs get Grad-CAM. ViTs get a saliency map (captum's Saliency: |d logit / d pixel|, the
+largest over the colour channels) when their explain_layer is `input`, the default: on the
+deletion test Grad-CAM on a ViT's tokens was no better than random order on three of four
+trained ViTs (models/factory.py: default_explain_layer).
+
+ViTs with a token layer named: LayerGradCam averages the gradients over the dimensions
+after the second and sums the activations over the second (the channels), which assumes a
+(N, C, h, w) output. A ViT module returns a token sequence (N, T, C), so the
+explained module is wrapped in a TokenGrid: its patch tokens (the class token and other
+prefix tokens left out) pass through an identity module as a (N, C, h, w) grid, and that
+identity is what Grad-CAM attributes to. The values the network computes are unchanged.
 
 Crop mode (preprocessing.py): the verdict is the mean over the image's fixed crops, as in
 every prediction, and the map is of its centre crop (Preprocessing.centre_input), for the
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import LayerAttribution, LayerGradCam
+from captum.attr import LayerAttribution, LayerGradCam, Saliency
 from matplotlib import colormaps
 from PIL import Image
 from torch import nn
@@ -34,13 +39,14 @@ from torch import nn
 from aidetector.errors import AidetectorError
 from aidetector.inference import run_batch
 from aidetector.models.artifact import LoadedModel
+from aidetector.models.factory import INPUT_LAYER
 from aidetector.preprocessing import arrays_to_batch
 
 # Side of the rendered overlay: big enough to see a 32 px input's map cell by cell.
 OVERLAY_SIDE = 256
 OVERLAY_ALPHA = 0.45
 COLORMAP = "jet"
-METHOD = "grad_cam"
+GRAD_CAM, SALIENCY = "grad_cam", "saliency"
 
 
 class TokenGrid(nn.Module):
@@ -75,8 +81,9 @@ class Explanation:
     # The class the map explains: the predicted one, as ClassOrder.label gives it.
     label: str
     layer: str
-    # The raw map at the layer's resolution, (h, w) float32, ReLU applied (>= 0).
+    # The raw map at the layer's resolution, (h, w) float32, >= 0 (Grad-CAM after its ReLU).
     attribution: np.ndarray
+    method: str = GRAD_CAM
 
     def upsampled(self, side: int) -> np.ndarray:
         """Return the map resized (bilinear) to side x side, as the overlay shows it."""
@@ -86,7 +93,12 @@ class Explanation:
 
 
 def _attribution_target(network: nn.Module, layer_name: str) -> tuple[nn.Module, nn.Module]:
-    """Return (network, module to attribute to), wrapping a ViT's module in a TokenGrid."""
+    """Return (network, module to attribute to), wrapping a ViT's module in a TokenGrid.
+
+    For INPUT_LAYER the module is the network itself: the map is of the input pixels.
+    """
+    if layer_name == INPUT_LAYER:
+        return network, network
     try:
         layer = network.get_submodule(layer_name)
     except AttributeError as error:
@@ -120,6 +132,7 @@ class Explainer:
         self.temperature = loaded.temperature
         self.domain = loaded.domain
         self.layer = loaded.explain_layer
+        self.method = SALIENCY if self.layer == INPUT_LAYER else GRAD_CAM
         self.threshold = threshold
         self.device = next(loaded.network.parameters()).device
         self._pool: queue.SimpleQueue[tuple[nn.Module, nn.Module]] = queue.SimpleQueue()
@@ -161,13 +174,19 @@ class Explainer:
                 logits: torch.Tensor = network(inputs)
                 return logits.float() / temperature
 
+            target = self.class_order.names.index(label)
             with torch.enable_grad():
-                cam = LayerGradCam(calibrated_logits, layer)
-                attribution = cam.attribute(
-                    preprocessing(explained).float(),
-                    target=self.class_order.names.index(label),
-                    relu_attributions=True,
-                )
+                if self.method == SALIENCY:
+                    pixels = preprocessing(explained).float().requires_grad_()
+                    saliency = Saliency(calibrated_logits).attribute(
+                        pixels, target=target, abs=True
+                    )
+                    attribution = saliency.amax(dim=1, keepdim=True)
+                else:
+                    cam = LayerGradCam(calibrated_logits, layer)
+                    attribution = cam.attribute(
+                        preprocessing(explained).float(), target=target, relu_attributions=True
+                    )
         finally:
             self._pool.put((network, layer))
         return Explanation(
@@ -176,6 +195,7 @@ class Explainer:
             label=label,
             layer=self.layer,
             attribution=attribution[0, 0].detach().float().cpu().numpy(),
+            method=self.method,
         )
 
 

@@ -108,8 +108,8 @@ def test_missing_config_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_config_records_the_explained_layer(exported: tuple[torch.nn.Module, Path]) -> None:
     _, model_dir = exported
-    assert read_model_config(model_dir)["explain_layer"] == "blocks.11.norm1"
-    assert load_model_dir(model_dir).explain_layer == "blocks.11.norm1"
+    assert read_model_config(model_dir)["explain_layer"] == "input"  # a ViT: input saliency
+    assert load_model_dir(model_dir).explain_layer == "input"
 
 
 def test_a_directory_saved_before_explanations_gets_the_family_default(
@@ -119,7 +119,7 @@ def test_a_directory_saved_before_explanations_gets_the_family_default(
     config = read_model_config(model_dir)
     del config["explain_layer"]
     (model_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    assert load_model_dir(model_dir).explain_layer == "blocks.11.norm1"
+    assert load_model_dir(model_dir).explain_layer == "input"
 
 
 def test_an_explain_layer_that_is_not_a_module_is_refused_at_save(tmp_path: Path) -> None:

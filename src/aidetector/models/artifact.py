@@ -22,7 +22,12 @@ from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.models.domain import DOMAIN_FILE, DomainProfile
 from aidetector.models.drift import DRIFT_FILE, DriftReference, file_digest
-from aidetector.models.factory import build_network, default_explain_layer, network_kwargs
+from aidetector.models.factory import (
+    INPUT_LAYER,
+    build_network,
+    default_explain_layer,
+    network_kwargs,
+)
 from aidetector.preprocessing import Preprocessing
 
 WEIGHTS_FILE = "model.safetensors"
@@ -64,7 +69,7 @@ class LoadedModel:
 
     @property
     def explain_layer(self) -> str:
-        """The module Grad-CAM explains: config.yaml's, else the family default.
+        """What explanations attribute to: config.yaml's, else the family default.
 
         Directories saved before explanations existed have none; the default keeps them
         explainable.
@@ -138,11 +143,12 @@ def save_model_dir(
     save_file(state, str(weights_path), metadata={"precision": precision})
     layer = explain_layer or explain_layer_for(network, network_kwargs(spec))
     try:
-        network.get_submodule(layer)  # a typo fails here, not at the first explanation
+        if layer != INPUT_LAYER:
+            network.get_submodule(layer)  # a typo fails here, not at the first explanation
     except AttributeError as error:
         raise AidetectorError(
             f"explain_layer {layer!r} is not a module of {spec['arch']} ({error}); "
-            f"name one of its modules, e.g. layer4 or blocks.11.norm1"
+            f"name one of its modules (e.g. layer4 or blocks.11.norm1) or {INPUT_LAYER!r}"
         ) from error
     config = {
         "format_version": FORMAT_VERSION,

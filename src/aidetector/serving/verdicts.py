@@ -181,7 +181,7 @@ class Predictor:
             image_id, prediction, check, self.settings.threshold, self.identity, False, latency_ms
         )
         body["explanation"] = {
-            "method": "grad_cam",
+            "method": explanation.method,
             "class": explanation.label,
             "layer": explanation.layer,
             "map_shape": list(explanation.attribution.shape),
