@@ -6,7 +6,6 @@ and the Bento embeds; nothing in it is pickled.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -21,13 +20,14 @@ from torch import nn
 from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.models.domain import DOMAIN_FILE, DomainProfile
-from aidetector.models.drift import DRIFT_FILE, DriftReference, file_digest
+from aidetector.models.drift import DRIFT_FILE, DriftReference
 from aidetector.models.factory import (
     INPUT_LAYER,
     build_network,
     default_explain_layer,
     network_kwargs,
 )
+from aidetector.models.files import file_sha256
 from aidetector.preprocessing import Preprocessing
 
 WEIGHTS_FILE = "model.safetensors"
@@ -98,12 +98,6 @@ def model_files(config: dict[str, Any]) -> list[str]:
         if isinstance(described, dict):
             files.append(str(described.get("file", default)))
     return [*files, CONFIG_FILE, METRICS_FILE]
-
-
-def file_sha256(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def save_model_dir(
@@ -298,7 +292,7 @@ def attach_drift_reference(model_dir: Path, reference: Path) -> dict[str, Any]:
     shutil.copyfile(reference, target)
     section = {
         "file": DRIFT_FILE,
-        "sha256": file_digest(target),
+        "sha256": file_sha256(target),
         "samples": parsed.samples,
         "features": list(parsed.features),
     }

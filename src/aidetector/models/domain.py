@@ -19,7 +19,6 @@ An input outside either is answered UNCERTAIN rather than with a confident guess
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from aidetector.errors import AidetectorError
+from aidetector.models.files import checked_section_file, file_sha256
 
 DOMAIN_FILE = "domain.safetensors"
 PROBES: tuple[str, ...] = ("low_level", "penultimate")
@@ -173,8 +173,7 @@ class DomainProfile:
             tensors[f"{name}.class_means"] = probe.class_means.detach().cpu().contiguous()
             tensors[f"{name}.precision"] = probe.precision.detach().cpu().contiguous()
         save_file(tensors, str(path))
-        with path.open("rb") as handle:
-            sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+        sha256 = file_sha256(path)
         return {
             "file": DOMAIN_FILE,
             "sha256": sha256,
@@ -191,18 +190,7 @@ class DomainProfile:
     @classmethod
     def load(cls, model_dir: Path, section: dict[str, Any]) -> DomainProfile:
         """Read the profile that config.yaml's `domain` section describes."""
-        path = Path(model_dir) / str(section.get("file", DOMAIN_FILE))
-        if not path.is_file():
-            raise AidetectorError(
-                f"{model_dir}: {path.name} is missing but config.yaml has a domain section"
-            )
-        expected = section.get("sha256")
-        if expected:
-            with path.open("rb") as handle:
-                if hashlib.file_digest(handle, "sha256").hexdigest() != expected:
-                    raise AidetectorError(
-                        f"{path} is corrupt: its sha256 does not match config.yaml"
-                    )
+        path = checked_section_file(model_dir, section, DOMAIN_FILE, "domain")
         tensors = load_file(str(path))
         try:
             probes = {

@@ -17,7 +17,6 @@ evaluation from the reference's deciles. By the usual convention, below 0.1 is s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from aidetector.errors import AidetectorError
+from aidetector.models.files import checked_section_file
 
 DRIFT_FILE = "drift_reference.json"
 FORMAT_VERSION = 1
@@ -211,21 +211,8 @@ class DriftReference:
     @classmethod
     def load(cls, model_dir: Path, section: Mapping[str, Any]) -> DriftReference:
         """Read the reference that config.yaml's `drift` section names, checking its sha256."""
-        path = Path(model_dir) / str(section.get("file", DRIFT_FILE))
-        if not path.is_file():
-            raise AidetectorError(
-                f"{model_dir}: {path.name} is missing but config.yaml has a drift section"
-            )
-        expected = section.get("sha256")
-        if expected and file_digest(path) != expected:
-            raise AidetectorError(f"{path} is corrupt: its sha256 does not match config.yaml")
+        path = checked_section_file(model_dir, section, DRIFT_FILE, "drift")
         return cls.read(path)
-
-
-def file_digest(path: Path) -> str:
-    """Return the hex sha256 of a file."""
-    with path.open("rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def fit_drift_reference(arrays: np.ndarray, sizes: Sizes, prob_fake: np.ndarray) -> DriftReference:
