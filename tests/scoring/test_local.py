@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from aidetector.classes import FAKE, REAL
-from aidetector.scoring.local import score_local
+from aidetector.scoring.local import MAX_CPU_STREAMS, StreamLayout, score_local
 from aidetector.scoring.model import local_model
 from aidetector.scoring.options import ScoreOptions
 from aidetector.scoring.scorer import COLUMNS
@@ -85,6 +85,38 @@ def test_decoding_workers_give_the_same_rows_as_in_process_decoding(
     score_folder(image_folder.root, model_dir, in_process, replace(options, workers=0))
     score_folder(image_folder.root, model_dir, workers, replace(options, workers=2, batch_size=5))
     assert read_results(in_process) == read_results(workers)
+
+
+def test_many_inference_streams_write_the_rows_of_one_stream_in_input_order(
+    tmp_path: Path,
+    model_dir: Path,
+    image_folder: ImageFolder,
+    options: ScoreOptions,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    monkeypatch.setattr(StreamLayout, "for_device", classmethod(lambda cls, _: cls(1, 1)))
+    score_folder(image_folder.root, model_dir, one, replace(options, batch_size=1))
+    monkeypatch.setattr(StreamLayout, "for_device", classmethod(lambda cls, _: cls(4, 1)))
+    score_folder(image_folder.root, model_dir, many, replace(options, batch_size=1))
+    rows = read_results(many)
+    assert rows == read_results(one)
+    assert [row["path"] for row in rows] == list_sources([str(image_folder.root)])
+
+
+@pytest.mark.parametrize(
+    ("cores", "layout"),
+    [(1, StreamLayout(1, 1)), (2, StreamLayout(2, 1)), (32, StreamLayout(MAX_CPU_STREAMS, 4))],
+)
+def test_the_cpu_gets_a_single_thread_stream_per_core_up_to_the_cap(
+    cores: int, layout: StreamLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(cores)))
+    assert StreamLayout.for_device("cpu") == layout
+
+
+def test_a_gpu_gets_one_stream() -> None:
+    assert StreamLayout.for_device("cuda:0") == StreamLayout(1, 0)
 
 
 def test_rows_over_the_byte_and_pixel_caps_are_errors_with_their_hash(
@@ -157,7 +189,7 @@ def test_a_partial_last_line_left_by_a_kill_is_cut_and_rescored(
     assert sorted(by_path(read_results(out), image_folder.root)) == image_folder.scored_files
 
 
-def test_a_killed_run_loses_at_most_one_batch_and_the_rerun_completes_it(
+def test_a_killed_run_loses_at_most_the_batches_in_flight_and_the_rerun_completes_it(
     tmp_path: Path, model_dir: Path, options: ScoreOptions
 ) -> None:
     folder = write_image_folder(tmp_path / "images", good=40)
@@ -183,8 +215,9 @@ def test_a_killed_run_loses_at_most_one_batch_and_the_rerun_completes_it(
     finally:
         run.join(timeout=30)
     assert run.exitcode == -signal.SIGKILL
-    # Every batch that was flushed before the kill is kept: at most the one being written
-    # is lost. The rerun converts the journal first, then scores exactly the rest.
+    # Every batch that was flushed before the kill is kept: at most those in flight (one
+    # per inference stream) are lost. The rerun converts the journal first, then scores
+    # exactly the rest.
     [journal] = out.glob(f"{JOURNAL_PREFIX}*.jsonl")
     kept = journal.read_bytes().count(b"\n")
     assert kept >= flushed

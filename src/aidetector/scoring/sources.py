@@ -14,13 +14,16 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import fsspec
 
 from aidetector.errors import AidetectorError, first_line
 
 URL_MARK = "://"
-READ_CHUNK = 1 << 20
+# Below malloc's mmap threshold: read(n) allocates n bytes up front, and a 20 MB buffer
+# for a 2 KB file tripled the cost of reading it (28 us against 7).
+READ_CHUNK = 1 << 16
 
 
 def is_url(source: str) -> bool:
@@ -110,7 +113,7 @@ def read_source(location: str, max_bytes: int) -> ReadFile:
     """
     handle = fsspec.open(location, "rb") if is_url(location) else open(location, "rb")  # noqa: SIM115
     with handle as stream:
-        data: bytes = stream.read(max_bytes + 1)
+        data = read_at_most(stream, max_bytes + 1)
         digest = hashlib.sha256(data)
         if len(data) <= max_bytes:
             return ReadFile(data, digest.hexdigest(), len(data))
@@ -119,3 +122,11 @@ def read_source(location: str, max_bytes: int) -> ReadFile:
             digest.update(chunk)
             size += len(chunk)
     return ReadFile(None, digest.hexdigest(), size)
+
+
+def read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Read a stream to its end or to limit bytes, whichever comes first, a chunk at a time."""
+    data = bytearray()
+    while len(data) < limit and (chunk := stream.read(min(READ_CHUNK, limit - len(data)))):
+        data += chunk
+    return bytes(data)
