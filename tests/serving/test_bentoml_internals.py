@@ -16,6 +16,7 @@ from aidetector.serving.bentoml_internals import (
     http_metrics_middleware,
     label_http_metrics_by_route,
     new_cork_optimizer,
+    trace_requests_as_one_span,
     unsupported_reason,
 )
 from aidetector.serving.metrics import route_label
@@ -68,3 +69,25 @@ def test_bentoml_builds_its_http_metrics_from_the_relabelled_class() -> None:
     assert "from bentoml._internal.server.http.instruments import (" in source
     assert "RunnerTrafficMetricsMiddleware," in source
     assert 'endpoint = scope["path"]' in inspect.getsource(relabelled.__mro__[1].__call__)
+
+
+def test_bentoml_builds_its_tracing_middleware_without_per_message_spans() -> None:
+    import inspect
+
+    from _bentoml_impl.server.app import ServiceAppFactory
+    from opentelemetry.instrumentation import asgi
+    from starlette.applications import Starlette
+
+    trace_requests_as_one_span()
+    trace_requests_as_one_span()  # idempotent: one subclass, not a chain
+    one_span = asgi.OpenTelemetryMiddleware
+    assert getattr(one_span, "one_span_per_request", False)
+    assert not getattr(one_span.__mro__[1], "one_span_per_request", False)
+    # Built with the arguments BentoML passes: the server span stays, its children go.
+    middleware = one_span(Starlette(), excluded_urls=None, default_span_details=None)
+    assert middleware.exclude_receive_span and middleware.exclude_send_span
+    # BentoML must still import the class by name when it builds the app, and pass no
+    # exclude_spans of its own, or the default here is never used.
+    source = inspect.getsource(ServiceAppFactory)
+    assert "from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware" in source
+    assert "exclude_spans" not in source

@@ -22,7 +22,11 @@ from starlette.requests import Request
 from aidetector.errors import AidetectorError
 from aidetector.explain import Explainer
 from aidetector.serving.access import AccessMiddleware, AccessPolicy
-from aidetector.serving.bentoml_internals import find_batch_runner, label_http_metrics_by_route
+from aidetector.serving.bentoml_internals import (
+    find_batch_runner,
+    label_http_metrics_by_route,
+    trace_requests_as_one_span,
+)
 from aidetector.serving.cache import PredictionCache
 from aidetector.serving.drift import DriftMonitor
 from aidetector.serving.feedback import FeedbackTracker
@@ -55,8 +59,9 @@ except AidetectorError as refused:
     ACCESS, REFUSAL = AccessPolicy.closed(), f"ai-image-detector: refusing to start: {refused}"
 TENSOR_API = "infer_arrays"
 # Before BentoML builds the app: its HTTP metrics are labelled by route, so random URLs
-# cannot grow /metrics (bentoml_internals.py).
+# cannot grow /metrics, and a request is traced as one span (bentoml_internals.py).
 label_http_metrics_by_route(route_label)
+trace_requests_as_one_span()
 
 
 @bentoml.service(
