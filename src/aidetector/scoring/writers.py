@@ -5,14 +5,14 @@ By the extension of --out:
   .csv      a header, then one line per file (null is an empty field);
   .parquet  a Parquet dataset: a directory of part files, read as one table by pandas,
             pyarrow, DuckDB, Spark or Ray (`pd.read_parquet("results.parquet")`).
-Every batch is appended and flushed before the next is scored, so a killed run loses at
-most the batch being written. A Parquet file is only readable once its footer is written,
-so the Parquet writer appends each batch to a journal (`_journal-RUN-N.jsonl`, ignored by
-Parquet readers) and turns every PART_ROWS rows, and the rest at the end, into a part file
-`part-RUN-N.parquet`, written under a temporary name and renamed. A journal whose part
-exists was already converted; one without, left by a killed run, is converted when the
-next run opens the directory. A partial last line (the batch being written when a run was
-killed) is cut off on opening.
+Every batch is appended and flushed as soon as it and those before it are scored, so a
+killed run loses at most the batches in flight (one per inference stream, local.py). A
+Parquet file is only readable once its footer is written, so the Parquet writer appends each
+batch to a journal (`_journal-RUN-N.jsonl`, ignored by Parquet readers) and turns every
+PART_ROWS rows, and the rest at the end, into a part file `part-RUN-N.parquet`, written
+under a temporary name and renamed. A journal whose part exists was already converted; one
+without, left by a killed run, is converted when the next run opens the directory. A partial
+last line (the batch being written when a run was killed) is cut off on opening.
 """
 
 from __future__ import annotations
