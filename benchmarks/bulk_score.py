@@ -119,12 +119,11 @@ def layouts(cores: int) -> list[StreamLayout]:
     ]
 
 
-def forward_only(arrays: np.ndarray, first: np.ndarray, model_dir: Path) -> dict[str, Any]:
+def forward_only(arrays: np.ndarray, first: np.ndarray, engine: InferenceEngine) -> dict[str, Any]:
     """The best layout of streams x threads: the ceiling is the forward's, however it is run.
 
     Each stream takes whole batches in turn, as the local engine's do.
     """
-    engine = InferenceEngine(model_dir, device="cpu")
     batches = [arrays[start : start + BATCH] for start in range(0, len(arrays), BATCH)]
     rates = {}
     for layout in layouts(os.cpu_count() or 1):
@@ -142,9 +141,9 @@ def forward_only(arrays: np.ndarray, first: np.ndarray, model_dir: Path) -> dict
     }
 
 
-def decoded(paths: list[str], model_dir: Path) -> np.ndarray:
+def decoded(paths: list[str], engine: InferenceEngine) -> np.ndarray:
     """The model inputs of paths, decoded by serving's entry point."""
-    decode = InferenceEngine(model_dir, device="cpu").preprocessing.bytes_to_array
+    decode = engine.preprocessing.bytes_to_array
     return np.stack([decode(Path(p).read_bytes()) for p in paths])
 
 
@@ -217,10 +216,11 @@ def main() -> int:
         # The warm-up batch is never measured, so that no image is scored twice.
         paths, warm_up = sample(args.images)
         print(f"{len(paths)} CIFAKE images, model {model}", flush=True)
-        arrays, first = decoded(paths, model_dir), decoded(warm_up, model_dir)
+        engine = InferenceEngine(model_dir, device="cpu")
+        arrays, first = decoded(paths, engine), decoded(warm_up, engine)
         ceilings, locals_ = [], []
         for round_ in range(1, args.rounds + 1):
-            ceilings.append(forward_only(arrays, first, model_dir))
+            ceilings.append(forward_only(arrays, first, engine))
             out = work / f"results-{round_}.parquet"
             locals_.append(local_engine(paths, model_dir, cfg, args.workers, out))
             print(f"  round {round_}: forward only {ceilings[-1]['images_per_s']:8.1f} img/s"

@@ -113,14 +113,34 @@ def cut_partial_line(path: Path) -> None:
         handle.truncate(0)
 
 
-class JsonlWriter:
-    """Appends rows as JSON lines."""
+class TextResults:
+    """A text result file appended to a batch at a time: what JSONL and CSV share.
+
+    Subclasses read the rows already there and write a batch; opening cuts off what a
+    killed write left half done.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         cut_partial_line(path)
         self._handle: IO[str] | None = None
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        """Yield the rows already in the file."""
+        raise NotImplementedError
+
+    def scored(self, model_name: str, model_version: str) -> ScoredImages:
+        return _resumable(self.read(), model_name, model_version)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class JsonlWriter(TextResults):
+    """Appends rows as JSON lines."""
 
     def read(self) -> Iterator[dict[str, Any]]:
         """Yield the rows already in the file."""
@@ -137,19 +157,11 @@ class JsonlWriter:
                     ) from error
                 yield row
 
-    def scored(self, model_name: str, model_version: str) -> ScoredImages:
-        return _resumable(self.read(), model_name, model_version)
-
     def write(self, rows: Sequence[Row]) -> None:
         if self._handle is None:
             self._handle = self.path.open("a", encoding="utf-8")
         self._handle.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
         self._handle.flush()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
 
 
 def _csv_field(value: Any) -> Any:
@@ -160,14 +172,8 @@ def _csv_field(value: Any) -> Any:
     return value
 
 
-class CsvWriter:
+class CsvWriter(TextResults):
     """Appends rows to a CSV file with a header of COLUMNS."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        cut_partial_line(path)
-        self._handle: IO[str] | None = None
 
     def read(self) -> Iterator[dict[str, Any]]:
         """Yield the rows already in the file (as strings, empty fields as None)."""
@@ -183,9 +189,6 @@ class CsvWriter:
             for row in reader:
                 yield {key: value or None for key, value in row.items()}
 
-    def scored(self, model_name: str, model_version: str) -> ScoredImages:
-        return _resumable(self.read(), model_name, model_version)
-
     def write(self, rows: Sequence[Row]) -> None:
         if self._handle is None:
             fresh = not self.path.is_file() or self.path.stat().st_size == 0
@@ -195,11 +198,6 @@ class CsvWriter:
         writer = csv.writer(self._handle)
         writer.writerows([_csv_field(row[column]) for column in COLUMNS] for row in rows)
         self._handle.flush()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
 
 
 def read_scored_parquet(location: str, model_name: str, model_version: str) -> ScoredImages:
