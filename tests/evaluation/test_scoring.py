@@ -137,3 +137,21 @@ def test_a_domain_profile_flags_images_outside_the_training_sizes(scores: SuiteS
     # The test split is what the profile was fitted on: at most one of six is past the 99th
     # percentile of its own distances.
     assert rows["test"]["flagged"] <= 1 / 6
+
+
+def test_every_row_has_intervals_and_every_set_and_variant_keeps_its_outputs(
+    scores: SuiteScores, suite: Suite
+) -> None:
+    for name, row in scores.rows.items():
+        for metric in ("accuracy", "f1_real", "f1_fake", "ece"):
+            assert row[f"{metric}_low"] <= row[f"{metric}_high"], (name, metric)
+        assert row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"], name
+        assert row["ece_calibrated_high"] > 0, name
+    # Per-image P(FAKE) for the paired comparisons of promotion: sets and variants only.
+    assert set(scores.outputs) == {"test", "test:jpeg_q75", "test:half_size", EXTRA_SET}
+    assert set(scores.outputs) == set(suite.truth())
+    np.testing.assert_array_equal(scores.outputs["test"], scores.test_prob_fake)
+    assert scores.outputs[EXTRA_SET].shape == suite.truth()[EXTRA_SET].shape == (7,)
+    model = scores.model
+    assert model["fp16_accuracy_drop"] == pytest.approx(-model["fp16_accuracy_delta"])
+    assert model["fp16_accuracy_drop_low"] <= model["fp16_accuracy_drop_high"]

@@ -74,6 +74,12 @@ def brier_score(labels: np.ndarray, prob_fake: np.ndarray, *, fake_index: int) -
     return float(np.mean((np.asarray(prob_fake, dtype=np.float64) - is_fake) ** 2))
 
 
+def confidence_bin_index(confidence: np.ndarray, n_bins: int = ECE_BINS) -> np.ndarray:
+    """Return each confidence's equal-width bin over [0, 1], as torchmetrics' ECE bins it."""
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    return np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
+
+
 def reliability_bins(
     labels: np.ndarray, prob_fake: np.ndarray, *, fake_index: int, n_bins: int = ECE_BINS
 ) -> list[dict[str, float]]:
@@ -82,9 +88,8 @@ def reliability_bins(
     predicted = np.where(prob_fake >= 0.5, fake_index, 1 - fake_index)
     confidence = np.maximum(prob_fake, 1.0 - prob_fake)
     correct = (predicted == np.asarray(labels)).astype(np.float64)
-    # Equal-width bins over [0, 1]; differs from torchmetrics only exactly on a bin edge.
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, n_bins - 1)
+    which = confidence_bin_index(confidence, n_bins)
     rows = []
     for index in range(n_bins):
         members = which == index

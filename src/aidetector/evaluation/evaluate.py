@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -35,6 +37,8 @@ from aidetector.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
 MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")
+# MLflow's limit on metrics per log_batch request.
+MLFLOW_BATCH = 1000
 
 
 @dataclass
@@ -69,7 +73,9 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: EvaluateConfig) -> Ev
     order = ClassOrder.from_names(suite.classes)
     metrics = classification_metrics(labels, prob_fake, order)
     test_row = scores.rows[TEST_SET]
-    metrics.update({key: test_row[key] for key in ("ece", "brier", "flagged")})
+    # The test row's ECE, Brier and UNCERTAIN share, and the 95% intervals of its figures.
+    interval_keys = [key for key in test_row if key.endswith(("_low", "_high"))]
+    metrics.update({key: test_row[key] for key in ("ece", "brier", "flagged", *interval_keys)})
     # Model-level figures come from the same scoring run: nothing is predicted twice.
     model_keys = (
         "ece_uncalibrated",
@@ -77,6 +83,9 @@ def evaluate_model(loaded: LoadedModel, suite: Suite, cfg: EvaluateConfig) -> Ev
         "fp16_accuracy",
         "fp16_f1_fake",
         "fp16_accuracy_delta",
+        "fp16_accuracy_drop",
+        "fp16_accuracy_drop_low",
+        "fp16_accuracy_drop_high",
         "latency_ms_mean",
         "latency_ms_p95",
     )
@@ -158,17 +167,22 @@ def log_to_training_run(
     if not run_id:
         return
     client = MlflowClient(tracking_uri(cfg.mlflow))
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"eval/{key}", float(value), now, 0) for key, value in result.metrics.items()]
     try:
-        for key, value in result.metrics.items():
-            client.log_metric(run_id, f"eval/{key}", float(value))
         if result.suite is not None:
             # Suite metrics are only comparable under one hash: the tag names it.
             client.set_tag(run_id, "suite_hash", result.suite.suite_hash)
             for row, values in result.suite.rows.items():
                 # Source folders may hold any character; MLflow names may not.
                 name = MLFLOW_UNSAFE.sub("_", row)
-                for key, value in values.items():
-                    client.log_metric(run_id, f"suite/{name}/{key}", float(value))
+                metrics += [
+                    Metric(f"suite/{name}/{key}", float(value), now, 0)
+                    for key, value in values.items()
+                ]
+        # One request per MLFLOW_BATCH metrics: every row has its intervals, ~20 figures each.
+        for start in range(0, len(metrics), MLFLOW_BATCH):
+            client.log_batch(run_id, metrics=metrics[start : start + MLFLOW_BATCH])
         client.log_artifacts(run_id, str(out_dir), artifact_path="evaluation")
     except MlflowException as error:
         log.warning("could not log evaluation to MLflow run %s: %s", run_id, error)

@@ -18,13 +18,21 @@ from aidetector.evaluation.calibration import (
     expected_calibration_error,
     reliability_bins,
 )
+from aidetector.evaluation.intervals import (
+    INTERVAL_METRICS,
+    calibrated_ece_range,
+    metric_intervals,
+    paired_difference,
+)
 from aidetector.evaluation.latency import measure_batch1_latency
 from aidetector.evaluation.metrics import classification_metrics
 from aidetector.evaluation.suite import TEST_SET, Suite, SuiteMember, apply_variant
 from aidetector.inference import Outputs, predict_fp16, predict_outputs
 from aidetector.models.artifact import LoadedModel
 
-# Per-row metrics, in table order.
+# Per-row metrics, in table order. Each of INTERVAL_METRICS has a 95% interval beside it
+# (`_low`, `_high`; intervals.py), and `ece_calibrated_high` is the most ECE a perfectly
+# calibrated model shows by chance at this n (the promotion's calibration gate reads it).
 ROW_METRICS: tuple[str, ...] = (
     "accuracy",
     "accuracy_drop",
@@ -35,6 +43,8 @@ ROW_METRICS: tuple[str, ...] = (
     "brier",
     "flagged",
     "n",
+    *(f"{name}_{end}" for name in INTERVAL_METRICS for end in ("low", "high")),
+    "ece_calibrated_high",
 )
 
 
@@ -44,7 +54,11 @@ class SuiteMismatchError(AidetectorError):
 
 @dataclass
 class SuiteScores:
-    """One model's suite table, plus model-level figures and the test split's raw outputs."""
+    """One model's suite table, plus model-level figures and the test split's raw outputs.
+
+    outputs holds P(FAKE) per image for every set and variant row (not the per-source rows,
+    which are parts of a set): promotion compares two models image by image on them.
+    """
 
     suite_hash: str
     rows: dict[str, dict[str, float]]
@@ -52,6 +66,7 @@ class SuiteScores:
     test_labels: np.ndarray = field(repr=False)
     test_prob_fake: np.ndarray = field(repr=False)
     reliability: list[dict[str, float]] = field(default_factory=list)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready dict (no per-image arrays)."""
@@ -103,9 +118,11 @@ def in_domain_mask(loaded: LoadedModel, outputs: Outputs, member: SuiteMember) -
 def row_metrics(
     labels: np.ndarray, prob_fake: np.ndarray, in_domain: np.ndarray, class_order: ClassOrder
 ) -> dict[str, float]:
-    """Return one table row: accuracy, F1 per class, ROC-AUC, ECE, Brier, flagged share, n."""
+    """Return one table row: accuracy, F1 per class, ROC-AUC, ECE, Brier, flagged share, n,
+    with 95% intervals and the ECE range of a calibrated model."""
     base = classification_metrics(labels, prob_fake, class_order)
     fake_index = class_order.fake_index
+    is_fake = np.asarray(labels) == fake_index
     return {
         "accuracy": base["accuracy"],
         "f1_real": base["f1_real"],
@@ -115,6 +132,8 @@ def row_metrics(
         "brier": brier_score(labels, prob_fake, fake_index=fake_index),
         "flagged": float(1.0 - in_domain.mean()) if len(in_domain) else float("nan"),
         "n": float(len(labels)),
+        **metric_intervals(is_fake, prob_fake),
+        "ece_calibrated_high": calibrated_ece_range(prob_fake)[1],
     }
 
 
@@ -144,9 +163,10 @@ def group_rows(
                 member.labels[own], prob_fake[own], in_domain[own], class_order
             )
             row.update(
-                accuracy=own_metrics["accuracy"],
-                flagged=own_metrics["flagged"],
-                n=own_metrics["n"],
+                {
+                    key: own_metrics[key]
+                    for key in ("accuracy", "accuracy_low", "accuracy_high", "flagged", "n")
+                }
             )
             rows[f"{member.name}/{class_name}/{group}"] = row
     return rows
@@ -177,19 +197,21 @@ def score_model(
         )
 
     rows: dict[str, dict[str, float]] = {}
+    per_image: dict[str, np.ndarray] = {}
     test_outputs = outputs_of(suite.test.images)
     for member in suite.members():
         outputs = test_outputs if member is suite.test else outputs_of(member.images)
         mask = in_domain_mask(loaded, outputs, member)
         rows[member.name] = row_metrics(member.labels, outputs.prob_fake, mask, order)
+        per_image[member.name] = outputs.prob_fake
         rows.update(group_rows(member, order, outputs.prob_fake, mask))
         if member is suite.test:
             for variant in suite.variants:
                 varied = outputs_of(apply_variant(member.images, variant))
                 varied_mask = in_domain_mask(loaded, varied, member)
-                rows[f"{TEST_SET}:{variant.name}"] = row_metrics(
-                    member.labels, varied.prob_fake, varied_mask, order
-                )
+                name = f"{TEST_SET}:{variant.name}"
+                rows[name] = row_metrics(member.labels, varied.prob_fake, varied_mask, order)
+                per_image[name] = varied.prob_fake
     clean = rows[TEST_SET]["accuracy"]
     for row in rows.values():
         row["accuracy_drop"] = clean - row["accuracy"]
@@ -205,6 +227,8 @@ def score_model(
         network, preprocessing, images, batch_size, fake_index=model_fake
     ).prob_fake
     fp16_metrics = classification_metrics(labels, fp16, order)
+    # FP32 minus FP16 accuracy on the same images: the FP16 gate decides on its interval.
+    fp16_drop = paired_difference("accuracy", labels == order.fake_index, fp16, fp32_like)
     model = {
         "temperature": loaded.temperature,
         "ece_uncalibrated": expected_calibration_error(
@@ -213,6 +237,9 @@ def score_model(
         "fp16_accuracy": fp16_metrics["accuracy"],
         "fp16_f1_fake": fp16_metrics["f1_fake"],
         "fp16_accuracy_delta": fp16_metrics["accuracy"] - rows[TEST_SET]["accuracy"],
+        "fp16_accuracy_drop": fp16_drop.value,
+        "fp16_accuracy_drop_low": fp16_drop.low,
+        "fp16_accuracy_drop_high": fp16_drop.high,
         **measure_batch1_latency(
             network,
             preprocessing,
@@ -231,4 +258,5 @@ def score_model(
         test_labels=labels,
         test_prob_fake=fp32_like,
         reliability=reliability_bins(labels, fp32_like, fake_index=order.fake_index),
+        outputs=per_image,
     )

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
+from aidetector.classes import ClassOrder
 from aidetector.config_schema import RunConfig, VariantConfig
 from aidetector.data.evalset import load_eval_set
 from aidetector.data.prepared import SplitMeta, load_split, read_manifest, read_split_meta
@@ -104,6 +105,14 @@ class Suite:
     def members(self) -> list[SuiteMember]:
         """Return the test split, then the extra sets (variants are scored from the test split)."""
         return [self.test, *self.sets]
+
+    def truth(self) -> dict[str, np.ndarray]:
+        """Return whether each image is FAKE, per set and variant row (variants: the test's)."""
+        fake_index = ClassOrder.from_names(self.classes).fake_index
+        truth = {member.name: member.labels == fake_index for member in self.members()}
+        for variant in self.variants:
+            truth[f"{TEST_SET}:{variant.name}"] = truth[TEST_SET]
+        return truth
 
 
 def variants_from_config(variants: list[VariantConfig]) -> list[VariantSpec]:
