@@ -305,7 +305,8 @@ class PromoteConfig(StrictModel):
     """How the champion is chosen (`registry.promote`)."""
 
     auto: bool
-    metric: str
+    # Higher is better, and the promotion compares it image by image (evaluation/intervals.py).
+    metric: Literal["accuracy", "f1_fake", "f1_real", "roc_auc"]
     min_improvement: float
     min_accuracy: float
     max_ece: float

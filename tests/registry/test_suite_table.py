@@ -18,7 +18,15 @@ def scored(version: str, rows: dict[str, dict[str, float]]) -> Candidate:
 
 
 def full_row(accuracy: float) -> dict[str, float]:
-    return {"accuracy": accuracy, "roc_auc": 0.9, "ece": 0.05, "flagged": 0.1}
+    return {
+        "accuracy": accuracy,
+        "accuracy_low": accuracy - 0.02,
+        "accuracy_high": accuracy + 0.01,
+        "roc_auc": 0.9,
+        "ece": 0.05,
+        "flagged": 0.1,
+        "n": 1200.0,
+    }
 
 
 def table_lines(text: str) -> list[str]:
@@ -40,7 +48,10 @@ def test_the_champion_comes_first_and_each_suite_row_has_one_line() -> None:
         "| xsrc/FAKE/genA",
     ]
     test_cells = rows[0].strip("| ").split(" | ")
-    assert test_cells[1] == "0.800" and test_cells[5] == "0.900"
+    # row, n, then acc / AUC / ECE / UNCERTAIN per version; accuracy with its 95% interval.
+    assert test_cells[1] == "1200"
+    assert test_cells[2] == "0.800 [0.780, 0.810]" and test_cells[6] == "0.900 [0.880, 0.910]"
+    assert "brackets hold 95% intervals" in text
 
 
 def test_missing_rows_and_metrics_show_n_a() -> None:
@@ -51,7 +62,7 @@ def test_missing_rows_and_metrics_show_n_a() -> None:
 
     jpeg = next(row for row in table_lines(text) if row.startswith("| test:jpeg_q75"))
     cells = jpeg.strip("| ").split(" | ")[1:]
-    assert cells == ["0.700", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
+    assert cells == ["n/a", "0.700", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a", "n/a"]
 
 
 def test_unscored_versions_are_listed_with_their_reason_not_as_columns() -> None:
@@ -75,5 +86,5 @@ def test_describe_with_suite_replaces_an_earlier_suite_section() -> None:
 
     assert twice.count(SUITE_HEADING) == 1
     assert twice.startswith("Trained on CIFAKE.\n\n")
-    assert "0.950" in twice and "0.910" not in twice
+    assert "0.950 [" in twice and "0.910" not in twice
     assert describe_with_suite("", first) == f"{first}\n"

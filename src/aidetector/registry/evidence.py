@@ -84,13 +84,18 @@ def describe_version(tags: dict[str, str], metrics: dict[str, float], borrowed: 
     """Return the Markdown description shown for a version in the MLflow UI."""
 
     def value(key: str, digits: int = 4) -> str:
-        return f"{metrics[key]:.{digits}f}" if key in metrics else "n/a"
+        if key not in metrics:
+            return "n/a"
+        shown = f"{metrics[key]:.{digits}f}"
+        low, high = metrics.get(f"{key}_low"), metrics.get(f"{key}_high")
+        return shown if low is None or high is None else f"{shown} [{low:.4f}, {high:.4f}]"
 
     lines = [
         f"**{tags['readable_name']}**: {tags['model_name']} ({tags['family']}, "
         f"{tags['arch']}), {tags['precision'].upper()} safetensors weights.",
         "",
-        f"Test split: accuracy {value('accuracy')}, F1 FAKE {value('f1_fake')}, "
+        f"Test split ({value('n', 0)} images, 95% intervals where measured): "
+        f"accuracy {value('accuracy')}, F1 FAKE {value('f1_fake')}, "
         f"F1 REAL {value('f1_real')}, ROC-AUC {value('roc_auc')}, batch-1 latency "
         f"p95 {value('latency_ms_p95', 2)} ms (mean {value('latency_ms_mean', 2)} ms), "
         f"FP16 - FP32 accuracy {value('fp16_accuracy_delta')}.",

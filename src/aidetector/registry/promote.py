@@ -11,6 +11,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from aidetector.config_schema import EvaluateConfig, RunConfig
+from aidetector.evaluation.intervals import CONFIDENCE, Difference
 from aidetector.evaluation.suite import Suite, load_suite_from_config
 from aidetector.registry import CHAMPION
 from aidetector.registry.aliases import set_challenger, set_champion
@@ -43,6 +44,8 @@ def candidate_from_version(version: ModelVersion, scores: VersionScores) -> Cand
         data_hash=tags.get("data_hash", ""),
         rows=scores.rows,
         unscored=scores.error,
+        weights_sha256=scores.weights_sha256 or tags.get("weights_sha256", ""),
+        outputs=scores.outputs,
     )
 
 
@@ -111,7 +114,7 @@ def promote_by_policy(cfg: RunConfig, force: bool = False) -> PromotionOutcome:
         }
         champion = scored[str(current.version)] if current else None
         candidates = [c for c in scored.values() if c.precision == "fp16"]
-        decision = decide_promotion(candidates, champion, policy)
+        decision = decide_promotion(candidates, champion, policy, suite.truth())
         if policy.auto:
             apply_decision(client, name, decision)
         publish_suite_table(client, name, suite, candidates, champion, by_number)
@@ -120,6 +123,16 @@ def promote_by_policy(cfg: RunConfig, force: bool = False) -> PromotionOutcome:
         report, name, policy, decision, champion, applied=policy.auto, suite=suite.description
     )
     return PromotionOutcome(decision, policy.auto, report)
+
+
+def candidate_report(candidate: Candidate) -> dict[str, Any]:
+    """Return a candidate as promotion.json shows it: everything but its per-image outputs."""
+    return {key: value for key, value in asdict(candidate).items() if key != "outputs"}
+
+
+def comparison_report(comparison: Difference | None) -> dict[str, Any] | None:
+    """Return the paired comparison with the champion, with its interval and n."""
+    return None if comparison is None else {**asdict(comparison), "text": comparison.describe()}
 
 
 def promotion_report(
@@ -140,7 +153,9 @@ def promotion_report(
         "applied": applied,
         "suite": suite,
         "policy": asdict(policy),
-        "previous_champion": asdict(previous) if previous else None,
+        # Every interval and every paired decision is two-sided at this level (intervals.py).
+        "confidence": CONFIDENCE,
+        "previous_champion": candidate_report(previous) if previous else None,
         "decision": {
             "action": decision.action,
             "champion": decision.champion,
@@ -148,9 +163,10 @@ def promotion_report(
             "challenger": decision.challenger,
             "challenger_name": labels.get(decision.challenger or ""),
             "reason": decision.reason,
+            "comparison": comparison_report(decision.comparison),
         },
         "candidates": [
-            {**asdict(r.candidate), "passed": r.passed, "rank": r.rank}
+            {**candidate_report(r.candidate), "passed": r.passed, "rank": r.rank}
             | {"gates": [asdict(g) for g in r.gates]}
             for r in decision.results
         ],

@@ -1,7 +1,9 @@
 """Scores registered versions on the evaluation suite from their registry artifacts, cached.
 
 The cache key is the version's weights sha256 plus the suite hash: the same weights on the
-same suite always give the same table, so a promotion only scores what it has not seen.
+same suite always give the same table, so a promotion only scores what it has not seen. Beside
+the table (JSON) the cache keeps P(FAKE) per image and row (.npz, no pickles), which the
+promotion's paired comparisons need.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
@@ -38,7 +41,8 @@ class ScoringSettings:
 
 @dataclass(frozen=True)
 class VersionScores:
-    """A version's suite table (rows + model-level figures), or why it could not be scored."""
+    """A version's suite table (rows + model-level figures) and its per-image P(FAKE) per
+    set and variant row, or why it could not be scored."""
 
     version: str
     weights_sha256: str
@@ -46,23 +50,37 @@ class VersionScores:
     model: dict[str, float]
     error: str | None = None
     from_cache: bool = False
+    outputs: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def cache_path(cache_dir: Path, weights_sha256: str, suite_hash: str) -> Path:
-    """Return where the scores of these weights on this suite are cached."""
+    """Return where the scores of these weights on this suite are cached (the table's JSON)."""
     return Path(cache_dir) / f"{weights_sha256}-{suite_hash}.json"
 
 
-def _read_cache(path: Path) -> dict[str, Any] | None:
+def _outputs_path(path: Path) -> Path:
+    return path.with_suffix(".npz")
+
+
+def _read_cache(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """Return the cached table and outputs; None when either is missing (an older cache)."""
     try:
         data = json.loads(path.read_text())
+        with np.load(_outputs_path(path), allow_pickle=False) as archive:
+            outputs = {name: archive[name] for name in archive.files}
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and "rows" in data and "model" in data else None
+    if not (isinstance(data, dict) and "rows" in data and "model" in data):
+        return None
+    return data, outputs
 
 
-def _write_cache(path: Path, data: dict[str, Any]) -> None:
+def _write_cache(path: Path, data: dict[str, Any], outputs: dict[str, np.ndarray]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Outputs first, the table last: a table on disk always has its outputs beside it.
+    temporary_outputs = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(temporary_outputs, allow_pickle=False, **outputs)
+    os.replace(temporary_outputs, _outputs_path(path))
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(data, indent=2, sort_keys=True))
     os.replace(temporary, path)
@@ -80,8 +98,14 @@ def score_version(
     path = cache_path(cache_dir, sha, suite.hash) if sha else None
     cached = _read_cache(path) if path else None
     if cached is not None:
+        table, outputs = cached
         return VersionScores(
-            str(version.version), sha, cached["rows"], cached["model"], from_cache=True
+            str(version.version),
+            sha,
+            table["rows"],
+            table["model"],
+            from_cache=True,
+            outputs=outputs,
         )
     try:
         with tempfile.TemporaryDirectory(prefix="aidetector-score-") as staging:
@@ -100,5 +124,7 @@ def score_version(
         log.warning("version %s cannot be scored on the suite: %s", version.version, error)
         return VersionScores(str(version.version), sha, {}, {}, error=str(error))
     data = {"rows": scores.rows, "model": scores.model, "suite_hash": suite.hash}
-    _write_cache(cache_path(cache_dir, sha, suite.hash), data)
-    return VersionScores(str(version.version), sha, scores.rows, scores.model)
+    _write_cache(cache_path(cache_dir, sha, suite.hash), data, scores.outputs)
+    return VersionScores(
+        str(version.version), sha, scores.rows, scores.model, outputs=scores.outputs
+    )

@@ -21,6 +21,15 @@ def _cell(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
+def _cell_with_interval(row: dict[str, float], key: str) -> str:
+    """Return e.g. '0.958 [0.931, 0.975]', or the value alone where it has no interval."""
+    value = _cell(row.get(key))
+    low, high = row.get(f"{key}_low"), row.get(f"{key}_high")
+    if value == "n/a" or low is None or high is None or math.isnan(low) or math.isnan(high):
+        return value
+    return f"{value} [{low:.3f}, {high:.3f}]"
+
+
 def suite_table_markdown(
     suite_hash: str, candidates: Sequence[Candidate], champion: Candidate | None
 ) -> str:
@@ -32,8 +41,9 @@ def suite_table_markdown(
     heading = [f"{SUITE_HEADING} {suite_hash[:12]}", ""]
     heading.append(
         "Scored in one run on suite `" + suite_hash + "`; rows are sets, test-split variants "
-        "(`test:...`) and sources (`SET/CLASS/source`). UNCERTAIN is the share flagged out of "
-        "domain."
+        "(`test:...`) and sources (`SET/CLASS/source`); brackets hold 95% intervals (Wilson "
+        "for accuracy, a stratified bootstrap over images for AUC and ECE), `n` the images. "
+        "UNCERTAIN is the share flagged out of domain."
     )
     for candidate in columns:
         if candidate.unscored:
@@ -45,17 +55,24 @@ def suite_table_markdown(
         role = "champion " if champion is not None and candidate is champion else ""
         return f"{role}v{candidate.version} {candidate.readable_name}".strip()
 
-    header = ["row"] + [f"{title(c)} {short}" for c in scored for _, short in TABLE_METRICS]
+    header = ["row", "n"]
+    header += [f"{title(c)} {short}" for c in scored for _, short in TABLE_METRICS]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in row_names:
-        cells = [_cell(c.rows.get(name, {}).get(key)) for c in scored for key, _ in TABLE_METRICS]
+        n = next((c.rows[name]["n"] for c in scored if "n" in c.rows.get(name, {})), None)
+        cells = [f"{n:.0f}" if n is not None and not math.isnan(n) else "n/a"]
+        cells += [
+            _cell_with_interval(c.rows.get(name, {}), key)
+            for c in scored
+            for key, _ in TABLE_METRICS
+        ]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     figures = " · ".join(
-        f"{title(c)}: {_cell(c.metrics.get('fp16_accuracy_delta'))} / "
+        f"{title(c)}: {_cell_with_interval(c.metrics, 'fp16_accuracy_drop')} / "
         f"{_cell(c.metrics.get('latency_ms_p95'))}"
         for c in scored
     )
-    lines += ["", f"FP16 - FP32 accuracy / batch-1 p95 latency (ms): {figures}"]
+    lines += ["", f"FP32 - FP16 accuracy (paired) / batch-1 p95 latency (ms): {figures}"]
     return "\n".join([*heading, "", *lines])
 
 
