@@ -100,6 +100,21 @@ def cmd_push_hub(cfg: RunConfig, args: argparse.Namespace) -> None:
         print(upload.url)
 
 
+def cmd_summary(cfg: RunConfig, args: argparse.Namespace) -> None:
+    """Print the champion, its suite figures with intervals, and what to run next."""
+    import json
+
+    from aidetector.errors import AidetectorError
+    from aidetector.registry.summary import promotion_summary
+
+    path = cfg.registry.promote.report
+    if not path.is_file():
+        raise AidetectorError(f"{path} is missing: run `dvc repro` (or `aidetector promote`)")
+    package = Path(args.package)
+    tag = json.loads(package.read_text()).get("model_tag") if package.is_file() else None
+    print(promotion_summary(json.loads(path.read_text()), tag))
+
+
 def add_registry_arguments(name: str, parser: argparse.ArgumentParser) -> None:
     """Add the options of one registry command to its sub-parser."""
     if name == "promote":
@@ -118,6 +133,12 @@ def add_registry_arguments(name: str, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--version", help="version to use, by number (overrides --alias)")
     if name == "export":
         parser.add_argument("--out", required=True, help="directory to write the model files to")
+    if name == "summary":
+        parser.add_argument(
+            "--package",
+            default="build/package.json",
+            help="the package stage's report, for the Bento's tag (default: %(default)s)",
+        )
     if name == "push-hub":
         parser.add_argument("--repo-id", required=True, help="Hub repository, ORG/NAME")
         parser.add_argument(
@@ -131,4 +152,5 @@ REGISTRY_COMMANDS: dict[str, tuple[Command, str]] = {
     "promote": (cmd_promote, "set the champion alias: by policy, by hand, or roll it back"),
     "export": (cmd_export, "write a registered version (default: champion) to a directory"),
     "push-hub": (cmd_push_hub, "upload a registered version to the Hugging Face Hub"),
+    "summary": (cmd_summary, "print the champion, its suite figures and what to run next"),
 }
