@@ -98,7 +98,7 @@ def test_an_unknown_key_names_the_file_and_suggests_the_known_one(conf_copy: Pat
     [
         # A key of a group's shared base file, which the chosen option pulls in.
         ("data/_base.yaml", "equalize: false", "equalize: 'no'", [], "data.equalize"),
-        ("model/_vit.yaml", "patch_size: 4", "patch_size: four", [], "model.vit_tiny.patch_size"),
+        ("model/_vit.yaml", "patch_size: 8", "patch_size: eight", [], "model.vit_tiny.patch_size"),
         # An experiment sets keys of other groups, and wins over them.
         (
             "experiment/cifake_resnet18.yaml",
@@ -128,7 +128,7 @@ def test_a_bad_override_is_named_as_the_override(in_project_root: Path) -> None:
 def test_a_bad_params_yaml_is_named(tmp_path: Path, in_project_root: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(
-        (in_project_root / "params.yaml").read_text().replace("  lr: 0.002", "  lr: fast")
+        (in_project_root / "params.yaml").read_text().replace("  lr: 0.001", "  lr: fast")
     )
     with pytest.raises(AidetectorError) as error:
         load_params(params)
