@@ -48,6 +48,10 @@ def tiny_config(tmp_path: Path, *overrides: str) -> RunConfig:
             [
                 f"demo.root={tmp_path}/raw",
                 "demo.n_per_class=40",
+                # The tests' own split (the demo's 40/25/35 would leave 32 training images).
+                "data.split.train=0.7",
+                "data.split.val=0.15",
+                "data.split.test=0.15",
                 f"paths.prepared={tmp_path}/prepared",
                 f"paths.models={tmp_path}/models",
                 f"paths.checkpoints={tmp_path}/checkpoints",
