@@ -23,6 +23,7 @@ from aidetector.evaluation.intervals import (
     calibrated_ece_range,
     metric_intervals,
     paired_difference,
+    wilson_interval,
 )
 from aidetector.evaluation.latency import measure_batch1_latency
 from aidetector.evaluation.metrics import classification_metrics
@@ -146,6 +147,7 @@ def group_rows(
     its ROC-AUC says how well that generator is told apart from the real photos.
     """
     groups = np.asarray(member.meta.groups, dtype=object)
+    fake = class_order.fake_index
     rows: dict[str, dict[str, float]] = {}
     if not len(groups) or not any(groups):
         return rows
@@ -159,14 +161,15 @@ def group_rows(
                 member.labels[chosen], prob_fake[chosen], in_domain[chosen], class_order
             )
             # Accuracy and flagged describe the group's own images only.
-            own_metrics = row_metrics(
-                member.labels[own], prob_fake[own], in_domain[own], class_order
-            )
+            # (No bootstrap for them: only the accuracy's Wilson interval is needed.)
+            right = int(((prob_fake[own] >= 0.5) == (member.labels[own] == fake)).sum())
+            low, high = wilson_interval(right, int(own.sum()))
             row.update(
-                {
-                    key: own_metrics[key]
-                    for key in ("accuracy", "accuracy_low", "accuracy_high", "flagged", "n")
-                }
+                accuracy=right / int(own.sum()),
+                accuracy_low=low,
+                accuracy_high=high,
+                flagged=float(1.0 - in_domain[own].mean()),
+                n=float(own.sum()),
             )
             rows[f"{member.name}/{class_name}/{group}"] = row
     return rows
