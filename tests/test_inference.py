@@ -8,6 +8,8 @@ import torch
 
 from aidetector.inference import (
     collect_features_and_logits,
+    fp16_copy,
+    predict_fp16,
     predict_outputs,
     predict_prob_fake,
     probe_features,
@@ -175,3 +177,28 @@ def test_predict_outputs_batches_give_the_same_answers_as_one_batch(
         whole.prob_fake,
         atol=1e-6,
     )
+
+
+@pytest.mark.parametrize("spec", [RESNET_SPEC, TINY_VIT_SPEC], ids=["resnet18", "vit"])
+def test_fp16_rounding_on_the_cpu_matches_a_pure_fp16_pass(spec: dict[str, object]) -> None:
+    network = network_for(spec)
+    images = tiny_images(16)
+    preprocessing = Preprocessing(SIZE)
+    fp32 = predict_prob_fake(network, preprocessing, images, fake_index=1)
+    pure = predict_prob_fake(fp16_copy(network), preprocessing, images, fake_index=1)
+    emulated = predict_fp16(network, preprocessing, images, 8, fake_index=1)
+    # Both carry FP16's rounding: equal to each other within it, and not bit-equal to FP32.
+    np.testing.assert_allclose(emulated, pure, atol=2e-3)
+    assert not np.array_equal(emulated, fp32)
+    assert next(network.parameters()).dtype == torch.float32  # the original is untouched
+
+
+def test_fp16_rounding_overflows_where_fp16_would() -> None:
+    network = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(SIZE * SIZE * 3, 2))
+    with torch.no_grad():
+        network[1].weight.fill_(30.0)  # outputs near 1e5: finite in FP32, past FP16's 65504
+    images = np.full((2, SIZE, SIZE, 3), 255, dtype=np.uint8)
+    preprocessing = Preprocessing(SIZE)
+    assert np.isfinite(predict_prob_fake(network, preprocessing, images, fake_index=1)).all()
+    emulated = predict_fp16(network, preprocessing, images, 8, fake_index=1)
+    assert not np.isfinite(emulated).any()

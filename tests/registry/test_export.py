@@ -174,9 +174,16 @@ def test_registry_artifact_gives_the_evaluation_path_probabilities(
     for version, expected in zip(versions, (expected_fp32, expected_fp16), strict=True):
         out_dir = tmp_path / version.precision
         export_from_uri(server_env.uri, cfg.registry.name, out_dir, version=version.version)
-        served = load_model_dir(out_dir)  # config.yaml + weights -> network and preprocessing
+        # config.yaml + weights -> network and preprocessing, in FP32 compute as the CPU
+        # serves; the FP16 version's weights are exactly the evaluated FP16 copy's.
+        served = load_model_dir(out_dir, dtype=torch.float32)
         inputs = np.stack([served.preprocessing.bytes_to_array(blob) for blob in blobs])
-        probabilities = predict_prob_fake(
-            served.network, served.preprocessing, inputs, fake_index=1
-        )
+        if version.precision == "fp16":
+            probabilities = predict_fp16(
+                served.network, served.preprocessing, inputs, 8, fake_index=1
+            )
+        else:
+            probabilities = predict_prob_fake(
+                served.network, served.preprocessing, inputs, fake_index=1
+            )
         np.testing.assert_array_equal(probabilities, expected)
