@@ -57,6 +57,8 @@ def run_seed(seed: int, workdir: Path) -> dict[str, Any]:
     env.pop("MLFLOW_TRACKING_URI", None)
     env["BENTOML_HOME"] = str(workdir / f"bentoml-{seed}")
     env["BENTOML_DO_NOT_TRACK"] = "True"
+    # The copy's own code, not whatever the venv's editable install points at.
+    env["PYTHONPATH"] = str(repo / "src")
     overrides = [f"seed={seed}", f"demo.seed={seed}", f"data.seed={seed}"]
     composed = run([str(bin_dir / "aidetector"), "params", *overrides], repo, env)
     if composed.returncode != 0:

@@ -42,6 +42,8 @@ def run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     # The package stage imports into the BentoML store: keep it out of the user's ~/bentoml.
     env["BENTOML_HOME"] = str(cwd.parent / f"{cwd.name}-bentoml")
     env["BENTOML_DO_NOT_TRACK"] = "True"
+    # The copy's own code, not whatever the venv's editable install points at.
+    env["PYTHONPATH"] = str(cwd / "src")
     # A safety net, not a speed check: the real demo takes 5-15 min on 2 busy cores.
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
     assert result.returncode == 0, (
