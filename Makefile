@@ -60,13 +60,14 @@ test-gpu: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m gpu -rs
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests pipelines benchmarks
-	$(BIN)/ruff format --check src tests pipelines benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests pipelines benchmarks
-	$(BIN)/ruff check --fix src tests pipelines benchmarks
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
 ## Re-compose params.yaml from conf/ (what `dvc exp run -S ...` does).
 params: $(STAMP)
@@ -81,7 +82,7 @@ benchmark: $(STAMP)
 
 ## Export the `champion`, import it into the BentoML model store, build the Bento.
 bento: $(STAMP)
-	BENTOML_DO_NOT_TRACK=True $(BIN)/python pipelines/package.py
+	BENTOML_DO_NOT_TRACK=True $(BIN)/python -m aidetector.stages.package
 
 ## Serve the champion that `make bento` imported on http://127.0.0.1:3000 (the page is at /).
 # Without API_KEY (and without an overrides file of your own) the laptop server opts out of

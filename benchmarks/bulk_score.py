@@ -33,18 +33,18 @@ import numpy as np
 import requests
 import torch
 
-from aidetector.classes import FAKE, REAL, ClassOrder
-from aidetector.config import compose_config
-from aidetector.config_schema import RunConfig
+from aidetector.batch.decode import InputLimits
+from aidetector.batch.local import StreamLayout, score_local
+from aidetector.batch.model import local_model, registered_model
+from aidetector.batch.options import ScoreOptions
+from aidetector.config.loading import compose_config
+from aidetector.config.schema import RunConfig
 from aidetector.errors import AidetectorError
+from aidetector.labels import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 from aidetector.registry import CHAMPION
-from aidetector.scoring.decode import InputLimits
-from aidetector.scoring.local import StreamLayout, score_local
-from aidetector.scoring.model import local_model, registered_model
-from aidetector.scoring.options import ScoreOptions
 from aidetector.serving.model_runtime import InferenceEngine
 
 sys.path.insert(0, str(Path(__file__).parent))

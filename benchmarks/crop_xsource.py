@@ -27,15 +27,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from aidetector.classes import ClassOrder
 from aidetector.cli import cmd_demo_data, cmd_prepare
-from aidetector.config import compose_config
-from aidetector.config_schema import RunConfig
+from aidetector.config.loading import compose_config
+from aidetector.config.schema import RunConfig
 from aidetector.data.evalset import ingest_eval_folder
 from aidetector.data.prepared import load_split, read_manifest, read_split_meta
 from aidetector.evaluation.calibration import expected_calibration_error
 from aidetector.evaluation.metrics import classification_metrics
 from aidetector.inference import predict_outputs
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import LoadedModel, load_model_dir
 from aidetector.training.outputs import write_training_outputs
 from aidetector.training.train import train

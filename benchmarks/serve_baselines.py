@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 
+from aidetector.config.serve import load_serve_settings
 from aidetector.serving.model_runtime import InferenceEngine
-from aidetector.serving.settings import load_serve_settings
 
 SETTINGS = load_serve_settings()
 # The same framework configuration as the real service, so only the handlers differ.

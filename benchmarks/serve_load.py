@@ -37,12 +37,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aidetector.classes import FAKE, REAL, ClassOrder
+from aidetector.config.serve import load_serve_settings
+from aidetector.labels import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 from aidetector.serving.model_runtime import InferenceEngine
-from aidetector.serving.settings import load_serve_settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 from loadgen import Body, multipart_body, run_load

@@ -18,7 +18,7 @@ import redis
 import requests
 from omegaconf import OmegaConf
 
-from aidetector.config import compose_params
+from aidetector.config.loading import compose_params
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTOML = Path(sys.executable).parent / "bentoml"
@@ -56,7 +56,7 @@ class Stack:
     def import_model(self, model_dir: Path, version: str) -> str:
         report = self.work / f"package-{version}.json"
         subprocess.run(
-            [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model_dir),
+            [sys.executable, "-m", "aidetector.registry.bento", "--model-dir", str(model_dir),
              "--version", version, "--no-build", "--report", str(report)],
             env=self.env(), check=True, capture_output=True, cwd=ROOT,
         )  # fmt: skip

@@ -20,13 +20,13 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from aidetector.classes import ClassOrder
-from aidetector.config import compose_config
-from aidetector.config_schema import RunConfig
+from aidetector.config.loading import compose_config
+from aidetector.config.schema import RunConfig
 from aidetector.data.demo import generate_demo_dataset
 from aidetector.data.ingest import ingest_image_folder
 from aidetector.data.prepared import write_prepared
 from aidetector.data.splits import SplitRatios
+from aidetector.labels import ClassOrder
 from aidetector.training.datamodule import DetectorDataModule
 from aidetector.training.module import DetectorModule
 

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import pytest
 from pydantic import BaseModel
 
-from aidetector.config import compose_config
-from aidetector.config_schema import RunConfig
+from aidetector.config.loading import compose_config
+from aidetector.config.schema import RunConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CIFAKE_TRAIN = PROJECT_ROOT.parent / "shared" / "data" / "cifake" / "train"

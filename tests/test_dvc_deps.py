@@ -1,10 +1,10 @@
 """dvc.yaml's code dependencies match what each stage's entry point really imports.
 
 A stage whose `deps` miss a module it runs is not re-run when that module changes, and
-`dvc repro` then serves stale outputs. The imports are read statically: every `import` in
-the entry point and, transitively, in each project module it reaches, function-level ones
-included. Command handlers (`cmd_<command>` functions) are the exception: only the handler
-of the stage's own command is followed, since the CLI imports each command's code lazily.
+`dvc repro` then serves stale outputs; one that lists code it never runs re-runs for nothing.
+The imports are read statically: every `import` in the stage's module
+(`python -m aidetector.stages.<name>`) and, transitively, in each project module it
+reaches, function-level ones included.
 """
 
 from __future__ import annotations
@@ -33,17 +33,11 @@ def module_path(name: str) -> Path | None:
 
 
 class ImportCollector(ast.NodeVisitor):
-    """Collects the modules one file imports, skipping other commands' handlers."""
+    """Collects the modules one file imports."""
 
-    def __init__(self, module: str, command: str) -> None:
+    def __init__(self, module: str) -> None:
         self.package = module.rsplit(".", 1)[0]
-        self.handler = "cmd_" + command.replace("-", "_")
         self.names: set[str] = set()
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        if node.name.startswith("cmd_") and node.name != self.handler:
-            return
-        self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         self.names.update(alias.name for alias in node.names)
@@ -71,13 +65,13 @@ def has_code(path: Path) -> bool:
     )
 
 
-def imported_files(entry: Path, command: str) -> set[Path]:
-    """Return every project source file that running entry (for command) imports."""
-    seen: set[Path] = set()
-    pending = [(entry, "__main__")]
+def imported_files(entry: Path) -> set[Path]:
+    """Return every project source file that running entry imports, entry included."""
+    seen: set[Path] = {entry}
+    pending = [(entry, module_name(entry))]
     while pending:
         path, name = pending.pop()
-        collector = ImportCollector(name, command)
+        collector = ImportCollector(name)
         collector.visit(ast.parse(path.read_text()))
         for imported in collector.names:
             # Importing a.b.c runs the packages a and a.b first.
@@ -90,19 +84,13 @@ def imported_files(entry: Path, command: str) -> set[Path]:
     return {path for path in seen if path.name != "__init__.py" or has_code(path)}
 
 
-def entry_point(cmd: str) -> tuple[Path, str]:
-    """Return (script, CLI command it runs) of a stage's `python pipelines/X.py ...` cmd."""
-    script = PROJECT_ROOT / cmd.split()[1]
-    calls = [
-        node
-        for node in ast.walk(ast.parse(script.read_text()))
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "main"
-    ]
-    first = calls[0].args[0] if calls and calls[0].args else None
-    command = ""
-    if isinstance(first, ast.List) and isinstance(first.elts[0], ast.Constant):
-        command = str(first.elts[0].value)
-    return script, command
+def entry_point(cmd: str) -> Path:
+    """Return the module file a stage's `python -m aidetector.stages.X ...` cmd runs."""
+    words = cmd.split()
+    assert words[:2] == ["python", "-m"], f"a stage runs its module: {cmd}"
+    path = module_path(words[2])
+    assert path is not None, f"no module {words[2]}"
+    return path
 
 
 def stages() -> dict[str, dict[str, object]]:
@@ -115,13 +103,25 @@ def covered(path: Path, deps: list[str]) -> bool:
     return any(relative == dep or relative.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
+# Stages that train, evaluate or decide: serving, release and bulk-scoring code is not theirs.
+TRAINING_STAGES = (
+    "demo_data",
+    "prepare",
+    "prepare_set",
+    "train",
+    "evaluate",
+    "register",
+    "promote",
+)
+RUNTIME_PACKAGES = ("src/aidetector/serving/", "src/aidetector/release/", "src/aidetector/batch/")
+
+
 @pytest.mark.parametrize("name", sorted(stages()))
 def test_each_stage_depends_on_exactly_the_code_it_imports(name: str) -> None:
     stage = stages()[name]
-    script, command = entry_point(str(stage["cmd"]))
+    module = entry_point(str(stage["cmd"]))
     deps = [str(dep) for dep in stage["deps"]]  # type: ignore[attr-defined]
-    used = imported_files(script, command)
-    assert script.relative_to(PROJECT_ROOT).as_posix() in deps, f"{name}: add its own script"
+    used = imported_files(module)
     missing = sorted(p.relative_to(PROJECT_ROOT).as_posix() for p in used if not covered(p, deps))
     assert not missing, f"stage {name} imports code its deps leave out: {missing}"
     code_deps = [dep for dep in deps if dep.startswith("src/")]
@@ -129,9 +129,24 @@ def test_each_stage_depends_on_exactly_the_code_it_imports(name: str) -> None:
     assert not stale, f"stage {name} lists code it never imports: {stale}"
 
 
-def test_the_import_reader_follows_lazy_imports_but_only_the_stage_command() -> None:
-    script, command = entry_point("python pipelines/train.py resnet18")
-    assert command == "train"
-    used = {p.relative_to(SRC).as_posix() for p in imported_files(script, command)}
-    assert "aidetector/training/train.py" in used  # imported inside cmd_train
-    assert "aidetector/data/demo.py" not in used  # only cmd_demo_data imports it
+@pytest.mark.parametrize("name", TRAINING_STAGES)
+def test_an_edit_to_serving_release_or_bulk_scoring_code_reruns_no_training_stage(
+    name: str,
+) -> None:
+    deps = [str(dep) for dep in stages()[name]["deps"]]  # type: ignore[index]
+    runtime = [dep for dep in deps if dep.startswith(RUNTIME_PACKAGES)]
+    assert runtime == [], f"stage {name} would re-run when this code changes: {runtime}"
+    used = imported_files(entry_point(str(stages()[name]["cmd"])))
+    assert not any(
+        p.relative_to(PROJECT_ROOT).as_posix().startswith(RUNTIME_PACKAGES) for p in used
+    )
+
+
+def test_the_import_reader_follows_function_level_imports() -> None:
+    used = {p.relative_to(SRC).as_posix() for p in imported_files(SRC / "aidetector/cli.py")}
+    assert "aidetector/stages/train.py" in used  # imported inside cmd_train
+    assert "aidetector/training/train.py" in used  # and what it imports in turn
+    train = {
+        p.relative_to(SRC).as_posix() for p in imported_files(SRC / "aidetector/stages/train.py")
+    }
+    assert "aidetector/data/demo.py" not in train  # only the demo_data stage runs it

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.explain import OVERLAY_SIDE, Explainer, TokenGrid, render_overlay
 from aidetector.inference import model_prob_fake
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import LoadedModel, load_model_dir, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch

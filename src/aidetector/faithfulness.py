@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.explain import Explainer
 from aidetector.inference import model_prob_fake
+from aidetector.labels import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import LoadedModel, load_model_dir, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch

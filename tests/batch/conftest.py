@@ -17,14 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
-from aidetector.classes import FAKE, REAL, ClassOrder
-from aidetector.config import compose_config
-from aidetector.config_schema import RunConfig
+from aidetector.batch.decode import InputLimits
+from aidetector.batch.options import ScoreOptions
+from aidetector.config.loading import compose_config
+from aidetector.config.schema import RunConfig
+from aidetector.labels import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
-from aidetector.scoring.decode import InputLimits
-from aidetector.scoring.options import ScoreOptions
 from conftest import PROJECT_ROOT, TINY_VIT_SPEC
 
 # The registry tests' real `mlflow server` (a session fixture of that package's conftest).

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from aidetector.batch.command import split_sources
 from aidetector.cli import main
 from aidetector.registry.register import register_models
-from aidetector.scoring.command import split_sources
 from registry.conftest import MlflowServer, eval_metrics, install_trained_model, registry_config
 
 from .conftest import ImageFolder, by_path, read_results

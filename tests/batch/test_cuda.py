@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from aidetector.scoring.local import score_local
-from aidetector.scoring.model import local_model
-from aidetector.scoring.options import ScoreOptions
-from aidetector.scoring.sources import list_sources
+from aidetector.batch.local import score_local
+from aidetector.batch.model import local_model
+from aidetector.batch.options import ScoreOptions
+from aidetector.batch.sources import list_sources
 
 from .conftest import ImageFolder, by_path, read_results
 

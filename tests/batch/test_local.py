@@ -14,13 +14,13 @@ import fsspec
 import numpy as np
 import pytest
 
-from aidetector.classes import FAKE, REAL
-from aidetector.scoring.local import MAX_CPU_STREAMS, StreamLayout, score_local
-from aidetector.scoring.model import local_model
-from aidetector.scoring.options import ScoreOptions
-from aidetector.scoring.scorer import COLUMNS
-from aidetector.scoring.sources import list_sources
-from aidetector.scoring.writers import JOURNAL_PREFIX
+from aidetector.batch.local import MAX_CPU_STREAMS, StreamLayout, score_local
+from aidetector.batch.model import local_model
+from aidetector.batch.options import ScoreOptions
+from aidetector.batch.scorer import COLUMNS
+from aidetector.batch.sources import list_sources
+from aidetector.batch.writers import JOURNAL_PREFIX
+from aidetector.labels import FAKE, REAL
 from aidetector.serving.model_runtime import InferenceEngine
 
 from .conftest import ImageFolder, by_path, read_results, write_image_folder

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from aidetector.batch.local import score_local
+from aidetector.batch.model import local_model
+from aidetector.batch.options import ScoreOptions
+from aidetector.batch.sources import list_sources
 from aidetector.cli import main
-from aidetector.scoring.local import score_local
-from aidetector.scoring.model import local_model
-from aidetector.scoring.options import ScoreOptions
-from aidetector.scoring.sources import list_sources
 from conftest import PROJECT_ROOT
 from serving.images import encode, photo
 
@@ -45,7 +45,7 @@ def test_ray_engine_writes_the_local_engines_rows_and_resumes(
     capsys: pytest.CaptureFixture[str],
     in_project_root: Path,
 ) -> None:
-    from aidetector.scoring.ray_engine import score_with_ray
+    from aidetector.batch.ray_engine import score_with_ray
 
     model, paths = local_model(model_dir), list_sources([str(image_folder.root)])
     score_local(paths, model, str(tmp_path / "local.parquet"), options)

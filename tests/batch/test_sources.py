@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from aidetector.scoring.sources import READ_CHUNK, read_at_most
+from aidetector.batch.sources import READ_CHUNK, read_at_most
 
 
 class Trickle(io.RawIOBase):

@@ -7,15 +7,15 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from aidetector.errors import AidetectorError
-from aidetector.scoring.scorer import COLUMNS
-from aidetector.scoring.writers import (
+from aidetector.batch.scorer import COLUMNS
+from aidetector.batch.writers import (
     JOURNAL_PREFIX,
     CsvWriter,
     ParquetDatasetWriter,
     cut_partial_line,
     open_writer,
 )
+from aidetector.errors import AidetectorError
 
 
 def row(index: int, version: str = "3", sha: str | None = None) -> dict[str, object]:

@@ -9,7 +9,7 @@ import pytest
 from dvc.utils.hydra import compose_and_dump
 from omegaconf import OmegaConf
 
-from aidetector.config import compose_config, compose_params, group_options, load_params
+from aidetector.config.loading import compose_config, compose_params, group_options, load_params
 from aidetector.errors import AidetectorError
 
 GROUPS = ["data", "model", "trainer", "optimizer", "experiment"]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aidetector.config.serve import OVERRIDES_ENV, ServeSettings, load_serve_settings
 from aidetector.errors import AidetectorError
-from aidetector.serving.settings import OVERRIDES_ENV, ServeSettings, load_serve_settings
 
 PARAMS = Path(__file__).parents[2] / "params.yaml"
 CONFIGMAP = Path(__file__).parents[2] / "deploy/k8s/base/serve-overrides.yaml"

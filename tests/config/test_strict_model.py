@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import Field, ValidationError
 
-from aidetector.strict_model import StrictModel, describe_validation_error
+from aidetector.config.strict_model import StrictModel, describe_validation_error
 
 
 class Inner(StrictModel):

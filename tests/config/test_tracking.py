@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aidetector.tracking import sqlite_store_lock
+from aidetector.config.tracking import sqlite_store_lock
 
 
 def test_sqlite_store_lock_serialises_processes_of_one_store(tmp_path: Path) -> None:

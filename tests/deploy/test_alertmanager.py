@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from aidetector.config import load_params
+from aidetector.config.loading import load_params
 
 from .conftest import REPO
 

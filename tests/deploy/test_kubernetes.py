@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from aidetector.config import load_params
-from aidetector.serving.settings import ServeSettings
+from aidetector.config.loading import load_params
+from aidetector.config.serve import ServeSettings
 
 from .conftest import REPO, Render, ValidateCrds
 from .kuberay import kuberay_problems
@@ -145,8 +145,8 @@ def test_access_fails_closed_in_the_cluster(rendered: dict[str, Objects], overla
 
 
 def test_the_example_keys_are_placeholders_the_service_refuses() -> None:
+    from aidetector.config.serve import parse_api_keys, parse_feedback_keys
     from aidetector.errors import AidetectorError
-    from aidetector.serving.settings import parse_api_keys, parse_feedback_keys
 
     example = read_env_file(K8S / "base" / "secret.example.env")
     with pytest.raises(AidetectorError, match="characters"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from aidetector.config import load_params
+from aidetector.config.loading import load_params
 
 from .conftest import REPO
 

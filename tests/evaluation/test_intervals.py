@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aidetector.classes import ClassOrder
 from aidetector.evaluation.calibration import expected_calibration_error
 from aidetector.evaluation.intervals import (
     INTERVAL_METRICS,
@@ -19,6 +18,7 @@ from aidetector.evaluation.intervals import (
     wilson_interval,
 )
 from aidetector.evaluation.metrics import classification_metrics
+from aidetector.labels import ClassOrder
 
 ORDER = ClassOrder.from_names(("REAL", "FAKE"))
 

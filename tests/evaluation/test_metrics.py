@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aidetector.classes import ClassOrder
 from aidetector.evaluation.metrics import classification_metrics, roc_points
+from aidetector.labels import ClassOrder
 
 ORDER = ClassOrder(("REAL", "FAKE"))
 

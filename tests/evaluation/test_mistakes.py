@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from aidetector.classes import ClassOrder
 from aidetector.evaluation.mistakes import most_confident_mistakes
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import LoadedModel
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aidetector.config_schema import VariantConfig
+from aidetector.config.schema import VariantConfig
 from aidetector.data.evalset import ingest_eval_folder, write_eval_set
 from aidetector.data.ingest import ingest_image_folder
 from aidetector.data.prepared import write_prepared

@@ -9,9 +9,9 @@ import pytest
 import torch
 import yaml
 
-from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.inference import predict_prob_fake
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import load_model_dir, read_model_config, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing

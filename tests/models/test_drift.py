@@ -13,8 +13,8 @@ import pytest
 import torch
 import yaml
 
-from aidetector.classes import DEFAULT_ORDER, ClassOrder
 from aidetector.errors import AidetectorError
+from aidetector.labels import DEFAULT_ORDER, ClassOrder
 from aidetector.models.artifact import (
     attach_drift_reference,
     convert_model_dir,

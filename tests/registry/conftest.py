@@ -24,12 +24,12 @@ import yaml
 from PIL import Image
 from torch import nn
 
-from aidetector.classes import FAKE, REAL, ClassOrder
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
 from aidetector.data.ingest import ingest_image_folder
 from aidetector.data.prepared import load_split, write_prepared
 from aidetector.data.splits import SplitRatios
 from aidetector.inference import probe_features
+from aidetector.labels import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing, arrays_to_batch

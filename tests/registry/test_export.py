@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from aidetector.cli import main
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
 from aidetector.inference import predict_fp16, predict_prob_fake
 from aidetector.models.artifact import load_model_dir, read_model_config
 from aidetector.registry.export import export_from_uri

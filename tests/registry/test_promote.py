@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from aidetector.cli import main
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
 from aidetector.errors import AidetectorError
 from aidetector.registry.aliases import HISTORY_TAG, promote_version, rollback
 from aidetector.registry.promote import promote_by_policy

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from aidetector.config_schema import RunConfig
-from aidetector.release.settings import ReleaseSecrets
+from aidetector.config.release import ReleaseSecrets
+from aidetector.config.schema import RunConfig
 from aidetector.serving.logging_json import LOGGER_NAME, JsonFormatter
 from conftest import tiny_config
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from aidetector.release.settings import ReleaseSecrets
+from aidetector.config.release import ReleaseSecrets
 from conftest import PROJECT_ROOT
 
 from .conftest import GITHUB_TOKEN, WEBHOOK_SECRET

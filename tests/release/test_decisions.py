@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from aidetector.config.release import ReleaseSettings
 from aidetector.release.decisions import PayloadError, decide_alertmanager, decide_mlflow
-from aidetector.release.settings import ReleaseSettings
 
 from .conftest import REGISTERED_MODEL, release_config
 

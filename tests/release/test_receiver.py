@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from aidetector.config.release import ReleaseSettings
 from aidetector.release.github import GitHubDispatcher
 from aidetector.release.receiver import create_app
-from aidetector.release.settings import ReleaseSettings
 from aidetector.release.signature import (
     DELIVERY_ID_HEADER,
     SIGNATURE_HEADER,

@@ -47,10 +47,10 @@ from pathlib import Path
 import uvicorn
 from starlette.testclient import TestClient
 from aidetector.cli import build_parser
-from aidetector.config import load_config
+from aidetector.config.loading import load_config
 from aidetector.release.github import GitHubDispatcher
 from aidetector.release.receiver import create_app
-from aidetector.release.settings import ReleaseSecrets
+from aidetector.config.release import ReleaseSecrets
 
 build_parser().parse_args(["webhook", "serve"])
 cfg = load_config([], Path("params.yaml"))

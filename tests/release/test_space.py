@@ -11,10 +11,10 @@ import yaml
 from huggingface_hub import SpaceCard
 
 from aidetector.cli import main
-from aidetector.config import load_params
+from aidetector.config.loading import load_params
+from aidetector.config.serve import OVERRIDES_ENV, ServeSettings, load_overrides
 from aidetector.errors import AidetectorError
 from aidetector.release.space import APP_PORT, HARDWARE, check_image
-from aidetector.serving.settings import OVERRIDES_ENV, ServeSettings, load_overrides
 from conftest import PROJECT_ROOT
 
 IMAGE = "ghcr.io/acme/ai-image-detector:3f2a9c1d0b7e"

@@ -33,9 +33,9 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
-from aidetector.classes import FAKE, REAL, ClassOrder
-from aidetector.config import compose_params
+from aidetector.config.loading import compose_params
 from aidetector.inference import collect_features_and_logits, run_batch
+from aidetector.labels import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import (
     attach_drift_reference,
     load_model_dir,
@@ -328,7 +328,7 @@ def import_model(env: ServingEnv, model_dir: Path, version: str, readable: str) 
     """Import a model directory into the test store through the packaging CLI."""
     report = env.root / f"package-{version}.json"
     subprocess.run(
-        [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model_dir),
+        [sys.executable, "-m", "aidetector.registry.bento", "--model-dir", str(model_dir),
          "--version", version, "--readable-name", readable, "--no-build",
          "--report", str(report)],
         env=env.env(), check=True, cwd=PROJECT_ROOT, capture_output=True,

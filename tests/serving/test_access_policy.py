@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
+from aidetector.config.serve import Secrets, parse_api_keys, parse_feedback_keys
 from aidetector.errors import AidetectorError
 from aidetector.serving.access import AccessPolicy, AccessRefusedError, Caller
-from aidetector.serving.settings import Secrets, parse_api_keys, parse_feedback_keys
 
 OLD, NEW = "old-key-0123456789", "new-key-0123456789"
 LABELLER = "labeller-key-0123456789"

@@ -90,7 +90,7 @@ def test_reversed_class_order_serves_the_right_verdicts(tmp_path: Path) -> None:
     report = tmp_path / "package.json"
     serve_env = {**env, "AIDETECTOR_PARAMS": str(params)}
     cli(
-        "-m", "aidetector.serving.package", "--model-dir", str(exported), "--version", "1",
+        "-m", "aidetector.registry.bento", "--model-dir", str(exported), "--version", "1",
         "--no-build", "--report", str(report), env=serve_env,
     )  # fmt: skip
     tag = json.loads(report.read_text())["model_tag"]

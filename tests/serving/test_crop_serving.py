@@ -16,9 +16,9 @@ import pytest
 import torch
 from PIL import Image
 
-from aidetector.classes import FAKE, REAL, ClassOrder
 from aidetector.data.demo import render_fake, render_real
 from aidetector.inference import Outputs, predict_outputs
+from aidetector.labels import FAKE, REAL, ClassOrder
 from aidetector.models.artifact import load_model_dir, save_model_dir
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from PIL import Image
 
+from aidetector.config.serve import ServeSettings
 from aidetector.preprocessing import Preprocessing, open_rgb
 from aidetector.serving.decoding import decode_to_array, open_upload
 from aidetector.serving.limits import RequestRejected, Upload
-from aidetector.serving.settings import ServeSettings
 
 from .conftest import PROJECT_ROOT, BentoServer, ServingEnv, start_server, wait_until
 from .images import convertible_images, encode, photo, png_with_header, zero_png

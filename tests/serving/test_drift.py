@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
+from aidetector.config.serve import load_serve_settings
 from aidetector.models.artifact import load_model_dir
 from aidetector.models.drift import FEATURES, DriftReference, FeatureBins, image_features
 from aidetector.serving.drift import DriftMonitor
 from aidetector.serving.logging_json import RateLimitedWarner
 from aidetector.serving.metrics import service_metrics
-from aidetector.serving.settings import load_serve_settings
 
 from .conftest import (
     PROJECT_ROOT,

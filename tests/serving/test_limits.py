@@ -20,9 +20,9 @@ import pytest
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
+from aidetector.config.serve import ServeSettings
 from aidetector.serving.limits import UploadIOError, read_uploads
 from aidetector.serving.routes import upload_failed
-from aidetector.serving.settings import ServeSettings
 
 from .conftest import API_KEY, BentoServer, ServingEnv
 from .images import MULTIPART, RAW, bad_inputs, encode, multipart, photo

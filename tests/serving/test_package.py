@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aidetector.serving.package import bento_model_version
+from aidetector.registry.bento import bento_model_version
 
 from .conftest import (
     API_KEY,
@@ -53,7 +53,7 @@ def test_importing_the_same_version_twice_reuses_it(serving_env: ServingEnv) -> 
     model = serving_env.models["1"]
     report = serving_env.root / "again.json"
     subprocess.run(
-        [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model.model_dir),
+        [sys.executable, "-m", "aidetector.registry.bento", "--model-dir", str(model.model_dir),
          "--version", "1", "--no-build", "--report", str(report)],
         env=serving_env.env(), check=True, capture_output=True, cwd=PROJECT_ROOT,
     )  # fmt: skip
@@ -71,7 +71,7 @@ def test_the_bento_builds_in_the_v2_format_and_serves(
     shutil.copy(serving_env.params_path, tmp_path / "params.yaml")
     model = serving_env.models["2"]
     subprocess.run(
-        [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(model.model_dir),
+        [sys.executable, "-m", "aidetector.registry.bento", "--model-dir", str(model.model_dir),
          "--version", "2", "--readable-name", model.readable_name],
         env=serving_env.env(), check=True, capture_output=True, cwd=tmp_path,
     )  # fmt: skip

@@ -190,7 +190,7 @@ def test_a_model_that_cannot_load_is_neither_live_nor_ready(serving_env: Serving
     (broken_dir / "metrics.json").write_text("{}")  # other metadata: a distinct import
     report = serving_env.root / "package-broken.json"
     subprocess.run(
-        [sys.executable, "-m", "aidetector.serving.package", "--model-dir", str(broken_dir),
+        [sys.executable, "-m", "aidetector.registry.bento", "--model-dir", str(broken_dir),
          "--version", "9", "--no-build", "--report", str(report)],
         env=serving_env.env(), check=True, capture_output=True,
     )  # fmt: skip

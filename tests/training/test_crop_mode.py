@@ -17,7 +17,7 @@ import yaml
 from PIL import Image
 
 from aidetector.cli import cmd_demo_data, cmd_prepare
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
 from aidetector.data.prepared import load_split, read_manifest, read_split_meta
 from aidetector.errors import AidetectorError
 from aidetector.evaluation.evaluate import evaluate_from_config

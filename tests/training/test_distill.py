@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from aidetector.classes import ClassOrder
-from aidetector.config_schema import DistillConfig
+from aidetector.config.schema import DistillConfig
 from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder
 from aidetector.preprocessing import Preprocessing
 from aidetector.training.distill import Teacher, load_teacher
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from aidetector.classes import ClassOrder
+from aidetector.labels import ClassOrder
 from aidetector.models.factory import build_network
 from aidetector.preprocessing import Preprocessing
 from aidetector.training.module import DetectorModule

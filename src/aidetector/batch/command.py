@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
 from aidetector.errors import AidetectorError
 from aidetector.registry import CHAMPION
 
@@ -39,12 +39,12 @@ def split_sources(arguments: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def cmd_score(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Score files, folders or URLs with a registered model (default: the champion)."""
-    from aidetector.scoring.decode import InputLimits
-    from aidetector.scoring.local import score_local
-    from aidetector.scoring.model import local_model, registered_model
-    from aidetector.scoring.options import ScoreOptions
-    from aidetector.scoring.sources import list_sources
-    from aidetector.scoring.writers import output_format
+    from aidetector.batch.decode import InputLimits
+    from aidetector.batch.local import score_local
+    from aidetector.batch.model import local_model, registered_model
+    from aidetector.batch.options import ScoreOptions
+    from aidetector.batch.sources import list_sources
+    from aidetector.batch.writers import output_format
 
     if output_format(args.out) != ".parquet" and args.engine == "ray":
         raise AidetectorError(
@@ -65,7 +65,7 @@ def cmd_score(cfg: RunConfig, args: argparse.Namespace) -> None:
         else:
             model = registered_model(cfg, Path(workdir), alias=args.alias, version=args.version)
         if args.engine == "ray":
-            from aidetector.scoring.ray_engine import score_with_ray
+            from aidetector.batch.ray_engine import score_with_ray
 
             summary = score_with_ray(paths, model, args.out, options, actors=args.workers)
         else:

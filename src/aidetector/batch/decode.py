@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from aidetector.batch.resume import ScoredImages
+from aidetector.batch.sources import read_source
+from aidetector.config.serve import ServeSettings
 from aidetector.errors import first_line
 from aidetector.preprocessing import ImageTooLargeError, Preprocessing, decode_rgb, open_image
-from aidetector.scoring.resume import ScoredImages
-from aidetector.scoring.sources import read_source
-from aidetector.serving.settings import ServeSettings
 
 
 @dataclass(frozen=True)

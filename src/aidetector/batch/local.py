@@ -30,10 +30,10 @@ import numpy as np
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from aidetector.scoring.decode import DecodedFile, FileDecoder
-from aidetector.scoring.options import ScoreOptions, ScoreSummary
-from aidetector.scoring.scorer import BatchScorer, ModelRef, Row
-from aidetector.scoring.writers import open_writer
+from aidetector.batch.decode import DecodedFile, FileDecoder
+from aidetector.batch.options import ScoreOptions, ScoreSummary
+from aidetector.batch.scorer import BatchScorer, ModelRef, Row
+from aidetector.batch.writers import open_writer
 from aidetector.serving.model_runtime import choose_device
 
 # Each stream holds one batch's activations: past 8, more streams buy little and cost memory.

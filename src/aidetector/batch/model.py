@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aidetector.config_schema import RunConfig
+from aidetector.batch.scorer import ModelRef
+from aidetector.config.schema import RunConfig
 from aidetector.models.artifact import file_sha256, read_model_config, verified_weights_path
-from aidetector.scoring.scorer import ModelRef
 
 
 def local_model(model_dir: Path) -> ModelRef:
@@ -28,8 +28,8 @@ def registered_model(
     cfg: RunConfig, workdir: Path, alias: str | None = None, version: str | None = None
 ) -> ModelRef:
     """Export the version named by number (else alias) from the registry into workdir."""
+    from aidetector.config.tracking import tracking_uri
     from aidetector.registry.export import export_from_uri
-    from aidetector.tracking import tracking_uri
 
     exported = export_from_uri(
         tracking_uri(cfg.mlflow),

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from aidetector.scoring.decode import InputLimits
-    from aidetector.scoring.scorer import ModelRef
+    from aidetector.batch.decode import InputLimits
+    from aidetector.batch.scorer import ModelRef
 
 
 @dataclass(frozen=True)

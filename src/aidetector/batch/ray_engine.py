@@ -31,14 +31,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import torch
 
+from aidetector.batch.decode import DecodedFile, FileDecoder
+from aidetector.batch.options import ScoreOptions, ScoreSummary
+from aidetector.batch.scorer import SCHEMA, BatchScorer, ModelRef, rows_to_table
+from aidetector.batch.sources import is_url
+from aidetector.batch.writers import output_format, read_scored_parquet
 from aidetector.errors import AidetectorError
 from aidetector.models.artifact import model_files, read_model_config
 from aidetector.preprocessing import Preprocessing
-from aidetector.scoring.decode import DecodedFile, FileDecoder
-from aidetector.scoring.options import ScoreOptions, ScoreSummary
-from aidetector.scoring.scorer import SCHEMA, BatchScorer, ModelRef, rows_to_table
-from aidetector.scoring.sources import is_url
-from aidetector.scoring.writers import output_format, read_scored_parquet
 from aidetector.serving.model_runtime import choose_dtype
 
 # Paths per block of the listing: one decode task reads this many files.

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from aidetector.scoring.decode import DecodedFile
+from aidetector.batch.decode import DecodedFile
 from aidetector.serving.cache import CachedPrediction
 from aidetector.serving.model_runtime import InferenceEngine, ModelIdentity
 from aidetector.serving.verdicts import prediction_body

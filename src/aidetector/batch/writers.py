@@ -31,10 +31,10 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from aidetector.batch.resume import ScoredImages
+from aidetector.batch.scorer import COLUMNS, SCHEMA, Row, rows_to_table
+from aidetector.batch.sources import is_url
 from aidetector.errors import AidetectorError, first_line
-from aidetector.scoring.resume import ScoredImages
-from aidetector.scoring.scorer import COLUMNS, SCHEMA, Row, rows_to_table
-from aidetector.scoring.sources import is_url
 
 PART_ROWS = 50_000
 JOURNAL_PREFIX = "_journal-"

@@ -16,10 +16,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import ValidationError
 
-from aidetector.config_schema import RunConfig
-from aidetector.config_sources import Composition, find_references
+from aidetector.config.schema import RunConfig
+from aidetector.config.sources import Composition, find_references
+from aidetector.config.strict_model import Loc, describe_validation_error
 from aidetector.errors import AidetectorError
-from aidetector.strict_model import Loc, describe_validation_error
 
 CONFIG_DIR = Path("conf")
 PARAMS_FILE = Path("params.yaml")

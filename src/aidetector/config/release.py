@@ -10,8 +10,8 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
+from aidetector.config.strict_model import StrictModel
 from aidetector.errors import AidetectorError
-from aidetector.strict_model import StrictModel
 
 WEBHOOK_SECRET_ENV = "AIDETECTOR_WEBHOOK_SECRET"
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"

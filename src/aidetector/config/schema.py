@@ -1,6 +1,6 @@
 """The typed run configuration: one strict model per config group of conf/ (and params.yaml).
 
-`aidetector.config` builds a RunConfig from params.yaml or from conf/ composed with
+`aidetector.config.loading` builds a RunConfig from params.yaml or from conf/ composed with
 overrides; stages receive it, or the one group they need, and never cast a value again.
 
 Sections that `hydra.utils.instantiate` turns into objects keep their `_target_` (and
@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from aidetector.classes import ClassOrder
+from aidetector.config.release import ReleaseSettings
+from aidetector.config.serve import ServeSettings
+from aidetector.config.strict_model import StrictModel
 from aidetector.errors import AidetectorError
-from aidetector.release.settings import ReleaseSettings
-from aidetector.serving.settings import ServeSettings
-from aidetector.strict_model import StrictModel
+from aidetector.labels import ClassOrder
 
 if TYPE_CHECKING:
     from aidetector.preprocessing import Preprocessing
@@ -195,7 +195,7 @@ class DataConfig(StrictModel):
     extra_roots: Names = ()
     # resize: the whole image resized to image_size. crop: the native-resolution centre
     # store_size square is stored, training takes random image_size crops of it and inference
-    # averages inference_crops fixed crops (README: "Full-resolution inputs: crop mode").
+    # averages inference_crops fixed crops (docs/modelling.md: "Full-resolution inputs: crop mode").
     preprocessing_mode: Literal["resize", "crop"]
     store_size: int = Field(gt=0)
     inference_crops: int = Field(ge=1)

@@ -12,8 +12,8 @@ import limits
 import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from aidetector.config.strict_model import StrictModel, describe_validation_error
 from aidetector.errors import AidetectorError
-from aidetector.strict_model import StrictModel, describe_validation_error
 
 PARAMS_ENV = "AIDETECTOR_PARAMS"
 MODEL_TAG_ENV = "AIDETECTOR_MODEL_TAG"

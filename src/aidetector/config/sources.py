@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from aidetector.strict_model import Loc, dotted
+from aidetector.config.strict_model import Loc, dotted
 
 # `${optimizer.lr}`: a value copied from another key (resolvers such as oc.env are not).
 REFERENCE = re.compile(r"\$\{([A-Za-z_][\w.]*)\}")

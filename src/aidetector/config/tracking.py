@@ -12,7 +12,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from aidetector.config_schema import MlflowConfig
+from aidetector.config.schema import MlflowConfig
 
 SQLITE_PREFIX = "sqlite:///"
 

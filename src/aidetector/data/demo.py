@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from aidetector.classes import FAKE, REAL
 from aidetector.errors import AidetectorError
+from aidetector.labels import FAKE, REAL
 
 JPEG_QUALITY = 90
 REAL_NOISE_SIGMA = (2.0, 5.0)

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from aidetector.classes import ClassOrder, match_class_folders
 from aidetector.data.decode import MAX_FILE_BYTES
 from aidetector.data.prepared import (
     MANIFEST_COLUMNS,
@@ -48,6 +47,7 @@ from aidetector.data.scan import (
     to_split_data,
 )
 from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder, match_class_folders
 
 EVAL_SPLIT = "eval"
 MAX_OVERLAP_EXAMPLES = 20

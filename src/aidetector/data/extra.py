@@ -28,10 +28,10 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from aidetector.classes import ClassOrder, match_class_folders
 from aidetector.data.decode import MAX_FILE_BYTES
 from aidetector.data.scan import ImageRecord, deduplicate, scan_class_folders
 from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder, match_class_folders
 
 EXTRA_SPLIT = "extra"
 

@@ -1,7 +1,7 @@
 """Ingest an image folder (CIFAKE/Kaggle layout) into validated, deduplicated, leak-free splits.
 
 Accepted layouts, with one folder per class (REAL and FAKE, or an alias such as 0_real and
-1_fake: classes.py), labelled in the order of `classes`:
+1_fake: labels.py), labelled in the order of `classes`:
 
 * ROOT/REAL, ROOT/FAKE: everything is split into train/val/test by the ratios;
 * ROOT/train/{REAL,FAKE} and optionally ROOT/test/{REAL,FAKE}: a source test split is kept as
@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 
-from aidetector.classes import DEFAULT_ORDER
 from aidetector.data.decode import MAX_FILE_BYTES
 from aidetector.data.extra import collect_extra_images
 from aidetector.data.prepared import IngestReport, PreparedDataset
@@ -43,6 +42,7 @@ from aidetector.data.scan import (
 )
 from aidetector.data.splits import SPLITS, SplitRatios, assign_splits
 from aidetector.errors import AidetectorError
+from aidetector.labels import DEFAULT_ORDER
 
 logger = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from aidetector.classes import FOLDER_ALIASES, ClassOrder, match_class_folders
 from aidetector.data.decode import MAX_FILE_BYTES, decode_file, strict_decoding
 from aidetector.data.decode import SKIP_REASONS as DECODE_SKIP_REASONS
 from aidetector.data.prepared import UNKNOWN_SIZE, SplitData
 from aidetector.errors import AidetectorError
+from aidetector.labels import FOLDER_ALIASES, ClassOrder, match_class_folders
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class FolderScan:
 
 
 def check_image_size_and_classes(image_size: int, classes: Sequence[str]) -> tuple[str, ...]:
-    """Return the class names in label order, mapped through the alias table (classes.py)."""
+    """Return the class names in label order, mapped through the alias table (labels.py)."""
     if image_size < 1:
         raise AidetectorError(f"image_size must be a positive number of pixels, got {image_size}")
     return ClassOrder.from_names(classes).names

@@ -16,8 +16,8 @@ from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from aidetector.classes import ClassOrder
-from aidetector.config_schema import EvaluateConfig, RunConfig
+from aidetector.config.schema import EvaluateConfig, RunConfig
+from aidetector.config.tracking import tracking_uri
 from aidetector.evaluation.metrics import classification_metrics, roc_points
 from aidetector.evaluation.mistakes import MistakeGallery, most_confident_mistakes
 from aidetector.evaluation.plots import (
@@ -30,10 +30,10 @@ from aidetector.evaluation.plots import (
 )
 from aidetector.evaluation.scoring import SuiteScores, score_model
 from aidetector.evaluation.suite import TEST_SET, Suite, load_suite_from_config, write_json
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import LoadedModel, load_model_dir
 from aidetector.models.drift import DRIFT_FILE, DriftReference, fit_drift_reference
 from aidetector.models.factory import count_parameters
-from aidetector.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
 MLFLOW_UNSAFE = re.compile(r"[^\w\-. :/]")

@@ -18,7 +18,7 @@ from torchmetrics.functional.classification import (
     binary_roc,
 )
 
-from aidetector.classes import FAKE, REAL, ClassOrder
+from aidetector.labels import FAKE, REAL, ClassOrder
 
 
 def is_fake(labels: np.ndarray, class_order: ClassOrder) -> torch.Tensor:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aidetector.classes import ClassOrder
 from aidetector.explain import Explainer, render_overlay
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import LoadedModel
 
 # How many mistakes the gallery shows: enough to see a pattern, few enough to look at.

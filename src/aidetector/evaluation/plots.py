@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from aidetector.classes import ClassOrder
+from aidetector.labels import ClassOrder
 
 
 def write_rows_csv(rows: Sequence[Mapping[str, object]], path: Path) -> None:

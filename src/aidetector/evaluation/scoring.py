@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
 from aidetector.evaluation.calibration import (
     brier_score,
@@ -29,6 +28,7 @@ from aidetector.evaluation.latency import measure_batch1_latency
 from aidetector.evaluation.metrics import classification_metrics
 from aidetector.evaluation.suite import TEST_SET, Suite, SuiteMember, apply_variant
 from aidetector.inference import Outputs, predict_fp16, predict_outputs
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import LoadedModel
 
 # Per-row metrics, in table order. Each of INTERVAL_METRICS has a 95% interval beside it

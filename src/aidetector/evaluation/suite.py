@@ -20,11 +20,11 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from aidetector.classes import ClassOrder
-from aidetector.config_schema import RunConfig, VariantConfig
+from aidetector.config.schema import RunConfig, VariantConfig
 from aidetector.data.evalset import load_eval_set
 from aidetector.data.prepared import SplitMeta, load_split, read_manifest, read_split_meta
 from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder
 from aidetector.preprocessing import resize_to_array
 
 TEST_SET = "test"

@@ -17,8 +17,8 @@ import yaml
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder
 from aidetector.models.domain import DOMAIN_FILE, DomainProfile
 from aidetector.models.drift import DRIFT_FILE, DriftReference
 from aidetector.models.factory import (

@@ -143,7 +143,7 @@ def default_explain_layer(network_config: dict[str, Any], depth: int | None = No
     map of the input pixels. Grad-CAM on its tokens (`blocks.<last>.norm1`, which a model
     directory may still name) was no better than random order in the deletion test on three
     of four trained ViTs, and turned with the thread count; input saliency beat random on all
-    four (README: "Explanations"). depth (the number of ViT blocks) is kept for callers.
+    four (docs/serving.md: "Explanations"). depth (the number of ViT blocks) is kept for callers.
     """
     arch = str(network_config["arch"])
     if KNOWN_ARCHS.get(arch) == "vit":

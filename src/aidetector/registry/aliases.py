@@ -14,7 +14,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
+from aidetector.config.tracking import tracking_uri
 from aidetector.errors import AidetectorError
 from aidetector.registry import CHALLENGER, CHAMPION
 from aidetector.registry.client import (
@@ -24,7 +25,6 @@ from aidetector.registry.client import (
     get_version,
     mlflow_errors,
 )
-from aidetector.tracking import tracking_uri
 
 HISTORY_TAG = "champion_history"
 MAX_HISTORY = 200  # keeps the tag far below MLflow's 100 kB tag limit

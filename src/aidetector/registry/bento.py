@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aidetector.config.serve import MODEL_TAG_ENV, load_serve_settings
 from aidetector.errors import AidetectorError
 from aidetector.models.artifact import (
     METRICS_FILE,
@@ -26,7 +27,6 @@ from aidetector.models.artifact import (
     model_files,
     read_model_config,
 )
-from aidetector.serving.settings import MODEL_TAG_ENV, load_serve_settings
 
 BENTOFILE = Path("bentofile.yaml")
 # What `bentoml build` reads: the package, params.yaml and the bentofile (see bentofile.yaml).
@@ -162,9 +162,9 @@ def build_bento(model_tag: str, project: Path = Path(".")) -> str:
 
 def export_champion(out_dir: Path, alias: str) -> RegistryInfo:
     """Export the version holding alias from the MLflow registry into out_dir."""
-    from aidetector.config import load_params
+    from aidetector.config.loading import load_params
+    from aidetector.config.tracking import tracking_uri
     from aidetector.registry.export import export_from_uri
-    from aidetector.tracking import tracking_uri
 
     cfg = load_params()
     shutil.rmtree(out_dir, ignore_errors=True)

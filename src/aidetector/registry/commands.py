@@ -1,4 +1,5 @@
-"""CLI commands for the registry: register, promote, export, push-hub (wired in by cli.py).
+"""CLI commands for the registry: promote by hand, export, push-hub, summary (wired in by
+cli.py; register and promote by policy are stages).
 
 Imports of MLflow and friends happen inside the commands, so `aidetector --help` stays fast.
 """
@@ -11,48 +12,30 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
 from aidetector.registry import CHAMPION
 
 
-def cmd_register(cfg: RunConfig, args: argparse.Namespace) -> None:
-    """Register every trained model as FP32 and FP16 versions in the MLflow Model Registry."""
-    from aidetector.registry.register import register_models
-
-    for version in register_models(cfg):
-        state = "registered" if version.created else "already registered, evidence refreshed"
-        print(f"{version.readable_name}: version {version.version} ({state})")
-    print(f"wrote {cfg.registry.report}")
-
-
-def cmd_promote(cfg: RunConfig, args: argparse.Namespace) -> None:
-    """Promote by policy, or set champion by hand (--version N), or roll it back (--rollback)."""
+def promote_by_hand(cfg: RunConfig, args: argparse.Namespace) -> None:
+    """Set champion to --version, or roll it back (--rollback); the policy is `stages.promote`."""
     name = cfg.registry.name
     if args.rollback:
         from aidetector.registry.aliases import rollback
 
         previous, restored = rollback(cfg)
         print(f"{name}: champion rolled back from version {previous} to version {restored}")
-    elif args.version is not None:
+    else:
         from aidetector.registry.aliases import promote_version
 
         changed = promote_version(cfg, args.version)
         state = "is now" if changed else "already was"
         print(f"{name}: version {args.version} {state} the champion")
-    else:
-        from aidetector.registry.promote import promote_by_policy
-
-        outcome = promote_by_policy(cfg, force=args.force)
-        print(f"{name}: {outcome.decision.reason}")
-        if not outcome.applied:
-            print("promote.auto is false: report only, no alias was moved")
-        print(f"wrote {outcome.report}")
 
 
 def cmd_export(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Write a registered version's weights, config.yaml and metrics.json to --out."""
+    from aidetector.config.tracking import tracking_uri
     from aidetector.registry.export import export_from_uri
-    from aidetector.tracking import tracking_uri
 
     exported = export_from_uri(
         tracking_uri(cfg.mlflow),
@@ -70,10 +53,10 @@ def cmd_export(cfg: RunConfig, args: argparse.Namespace) -> None:
 
 def cmd_push_hub(cfg: RunConfig, args: argparse.Namespace) -> None:
     """Upload a registered version with a generated model card to the Hugging Face Hub."""
+    from aidetector.config.tracking import tracking_uri
     from aidetector.errors import AidetectorError
     from aidetector.registry.export import export_from_uri
     from aidetector.registry.hub import CARD_FILE, build_model_card, push_model_dir
-    from aidetector.tracking import tracking_uri
 
     token = os.environ.get("HF_TOKEN")
     if not token and not args.dry_run:  # fail before any download
@@ -148,8 +131,6 @@ def add_registry_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 Command = Callable[[RunConfig, argparse.Namespace], None]
 REGISTRY_COMMANDS: dict[str, tuple[Command, str]] = {
-    "register": (cmd_register, "register trained models (FP32 + FP16) in the MLflow registry"),
-    "promote": (cmd_promote, "set the champion alias: by policy, by hand, or roll it back"),
     "export": (cmd_export, "write a registered version (default: champion) to a directory"),
     "push-hub": (cmd_push_hub, "upload a registered version to the Hugging Face Hub"),
     "summary": (cmd_summary, "print the champion, its suite figures and what to run next"),

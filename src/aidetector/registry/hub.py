@@ -12,8 +12,8 @@ import httpx
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 
-from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError, first_line
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import METRICS_FILE, read_model_config
 from aidetector.registry.export import ExportedModel
 from aidetector.registry.suite_table import SUITE_HEADING

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from aidetector.config_schema import PromoteConfig
+from aidetector.config.schema import PromoteConfig
 from aidetector.evaluation.intervals import CONFIDENCE, Difference, paired_difference
 from aidetector.evaluation.suite import TEST_SET
 

@@ -10,7 +10,8 @@ from typing import Any
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from aidetector.config_schema import EvaluateConfig, RunConfig
+from aidetector.config.schema import EvaluateConfig, RunConfig
+from aidetector.config.tracking import tracking_uri
 from aidetector.evaluation.intervals import CONFIDENCE, Difference
 from aidetector.evaluation.suite import Suite, load_suite_from_config
 from aidetector.registry import CHAMPION
@@ -20,7 +21,6 @@ from aidetector.registry.policy import Candidate, Decision, PromotionPolicy, dec
 from aidetector.registry.register import list_versions
 from aidetector.registry.suite_scores import ScoringSettings, VersionScores, score_version
 from aidetector.registry.suite_table import describe_with_suite, suite_table_markdown
-from aidetector.tracking import tracking_uri
 
 
 @dataclass(frozen=True)

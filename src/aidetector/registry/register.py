@@ -12,7 +12,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
+from aidetector.config.tracking import artifact_location, tracking_uri
 from aidetector.models.artifact import (
     attach_drift_reference,
     convert_model_dir,
@@ -37,7 +38,6 @@ from aidetector.registry.naming import (
     major_number,
     readable_name,
 )
-from aidetector.tracking import artifact_location, tracking_uri
 
 log = logging.getLogger(__name__)
 

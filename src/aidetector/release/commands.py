@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
 from aidetector.errors import AidetectorError
 
 WEBHOOK_ACTIONS = ("install", "serve")
@@ -24,8 +24,8 @@ def cmd_webhook(cfg: RunConfig, args: argparse.Namespace) -> None:
 # Named cmd_*: the CLI's handlers import their code lazily (tests/test_dvc_deps.py).
 def cmd_webhook_serve(cfg: RunConfig) -> None:
     """Run the receiver (settings: `release`; secrets: the environment)."""
+    from aidetector.config.release import ReleaseSecrets
     from aidetector.release.receiver import serve
-    from aidetector.release.settings import ReleaseSecrets
 
     settings = cfg.release
     settings.repository()  # refuse to start without a repository, before any socket opens
@@ -34,12 +34,12 @@ def cmd_webhook_serve(cfg: RunConfig) -> None:
 
 def cmd_webhook_install(cfg: RunConfig, url: str | None, test: bool) -> None:
     """Create or update the release webhook on the tracking server and test it."""
-    from aidetector.release.settings import webhook_secret_from_env
+    from aidetector.config.release import webhook_secret_from_env
 
     secret = webhook_secret_from_env()  # before MLflow is imported: fail in a blink
+    from aidetector.config.tracking import tracking_uri
     from aidetector.registry.client import connect, mlflow_errors, redact_uri
     from aidetector.release.install import install_webhook
-    from aidetector.tracking import tracking_uri
 
     uri = tracking_uri(cfg.mlflow)
     if not uri.startswith(("http://", "https://")):

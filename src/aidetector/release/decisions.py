@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from aidetector.release.settings import ReleaseSettings
+from aidetector.config.release import ReleaseSettings
 
 ALIAS_CREATED = ("model_version_alias", "created")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from aidetector.release.settings import GitHubSettings
+from aidetector.config.release import GitHubSettings
 
 API_VERSION = "2022-11-28"
 # GitHub refuses a client_payload with more top-level keys than this.

@@ -27,9 +27,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from aidetector.config.release import ALERTMANAGER_TOKEN_ENV, ReleaseSecrets, ReleaseSettings
 from aidetector.release.decisions import Decision, PayloadError, decide_alertmanager, decide_mlflow
 from aidetector.release.github import DispatchError, GitHubDispatcher
-from aidetector.release.settings import ALERTMANAGER_TOKEN_ENV, ReleaseSecrets, ReleaseSettings
 from aidetector.release.signature import ReplayGuard, SignatureError, verify
 from aidetector.serving.logging_json import log_event
 

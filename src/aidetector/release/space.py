@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from aidetector.config.serve import OVERRIDES_ENV, load_overrides
 from aidetector.errors import AidetectorError, first_line
-from aidetector.serving.settings import OVERRIDES_ENV, load_overrides
 
 # What `bentoml containerize` images listen on; the Space's app_port must match.
 APP_PORT = 3000

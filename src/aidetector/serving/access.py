@@ -24,10 +24,10 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from aidetector.config.serve import Secrets, ServeSettings
 from aidetector.errors import AidetectorError
 from aidetector.serving.limits import drain_unread
 from aidetector.serving.metrics import service_metrics
-from aidetector.serving.settings import Secrets, ServeSettings
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/favicon.ico"})
 # Reached only through BentoML's batching dispatcher inside the process: from outside, one

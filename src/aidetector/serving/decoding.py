@@ -18,9 +18,9 @@ import anyio.to_thread
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from aidetector.config.serve import ServeSettings
 from aidetector.preprocessing import ImageTooLargeError, Preprocessing, decode_rgb, open_image
 from aidetector.serving.limits import RequestRejected, Upload
-from aidetector.serving.settings import ServeSettings
 
 # Images up to this many pixels decode on the event loop; larger ones go to a thread so
 # that one big (or hostile but within-limits) image cannot stall every other request.

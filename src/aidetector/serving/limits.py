@@ -20,7 +20,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope
 
-from aidetector.serving.settings import ServeSettings
+from aidetector.config.serve import ServeSettings
 
 # Room for multipart boundaries and part headers around a single image of max_bytes.
 MULTIPART_OVERHEAD = 64 * 1024

@@ -24,7 +24,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
 
-from aidetector.classes import FAKE, REAL
+from aidetector.labels import FAKE, REAL
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 
 @dataclass(frozen=True)
 class ServiceMetrics:
-    """Every metric the service exports (names as in the serving README section)."""
+    """Every metric the service exports (names as in docs/serving.md, "Observability")."""
 
     requests: Counter
     latency: Histogram

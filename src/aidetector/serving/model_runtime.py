@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aidetector.classes import ClassOrder
 from aidetector.inference import run_batch
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import (
     LoadedModel,
     file_sha256,

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route, Router
 
+from aidetector.config.serve import ServeSettings
 from aidetector.errors import AidetectorError
 from aidetector.serving.access import caller_of
 from aidetector.serving.decoding import open_upload
@@ -39,7 +40,6 @@ from aidetector.serving.limits import (
 )
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import service_metrics
-from aidetector.serving.settings import ServeSettings
 from aidetector.serving.verdicts import Predictor, image_ids
 
 FEEDBACK_MAX_BYTES = 4096

@@ -19,6 +19,7 @@ import sentry_sdk
 from bentoml.exceptions import InvalidArgument, ServiceUnavailable
 from starlette.requests import Request
 
+from aidetector.config.serve import Secrets, load_serve_settings
 from aidetector.errors import AidetectorError
 from aidetector.explain import Explainer
 from aidetector.serving.access import AccessMiddleware, AccessPolicy
@@ -41,7 +42,6 @@ from aidetector.serving.metrics import (
 from aidetector.serving.model_runtime import InferenceEngine, identity_from_labels
 from aidetector.serving.routes import NotReadyError, router
 from aidetector.serving.sentry import init_sentry
-from aidetector.serving.settings import Secrets, load_serve_settings
 from aidetector.serving.verdicts import Predictor
 
 # Read at import: BentoML needs batching and traffic settings when it decorates the class.

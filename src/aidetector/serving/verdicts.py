@@ -20,6 +20,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 
+from aidetector.config.serve import ServeSettings
 from aidetector.explain import OVERLAY_SIDE, Explainer, Explanation, render_overlay
 from aidetector.models.domain import DomainCheck
 from aidetector.models.drift import image_features
@@ -33,7 +34,6 @@ from aidetector.serving.limits import Upload
 from aidetector.serving.logging_json import log_event
 from aidetector.serving.metrics import ServiceMetrics
 from aidetector.serving.model_runtime import ModelIdentity
-from aidetector.serving.settings import ServeSettings
 
 RunBatch = Callable[[np.ndarray], Awaitable[np.ndarray]]
 # (domain score, native width, native height) -> in domain or not, and why.

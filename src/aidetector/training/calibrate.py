@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from aidetector.classes import ClassOrder
 from aidetector.data.prepared import load_split, read_split_meta
 from aidetector.evaluation.calibration import expected_calibration_error, fit_temperature
 from aidetector.inference import collect_features_and_logits
+from aidetector.labels import ClassOrder
 from aidetector.models.domain import DomainProfile, fit_domain_profile
 from aidetector.preprocessing import Preprocessing
 

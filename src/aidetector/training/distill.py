@@ -3,7 +3,7 @@ learns from besides the labels (Hinton et al. 2015).
 
 A ViT trained from scratch on a few thousand images does not learn in a few epochs: it lacks
 a CNN's locality bias. Distilling from the CNN that the pipeline trains first hands it that
-bias through the targets (README: "A ViT that learns without pretrained weights").
+bias through the targets (docs/modelling.md: "A ViT that learns without pretrained weights").
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from aidetector.classes import ClassOrder
-from aidetector.config_schema import DistillConfig
+from aidetector.config.schema import DistillConfig
 from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder
 from aidetector.models.artifact import load_model_dir
 from aidetector.preprocessing import Preprocessing
 

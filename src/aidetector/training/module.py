@@ -15,8 +15,8 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from aidetector.classes import ClassOrder
 from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder
 from aidetector.preprocessing import Preprocessing
 from aidetector.training.distill import Teacher
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from aidetector.config_schema import RunConfig
+from aidetector.config.schema import RunConfig
+from aidetector.config.tracking import tracking_uri
 from aidetector.data.prepared import read_manifest
 from aidetector.models.artifact import save_model_dir
-from aidetector.tracking import tracking_uri
 from aidetector.training.train import TrainResult
 
 SUMMARY_FILE = "train_summary.json"

@@ -13,18 +13,18 @@ from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, Mode
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
 from torch import nn
 
-from aidetector.classes import ClassOrder
-from aidetector.config_schema import RunConfig
-from aidetector.data.prepared import read_manifest
-from aidetector.errors import AidetectorError
-from aidetector.models.factory import count_parameters
-from aidetector.preprocessing import Preprocessing
-from aidetector.tracking import (
+from aidetector.config.schema import RunConfig
+from aidetector.config.tracking import (
     artifact_location,
     flatten_config,
     sqlite_store_lock,
     tracking_uri,
 )
+from aidetector.data.prepared import read_manifest
+from aidetector.errors import AidetectorError
+from aidetector.labels import ClassOrder
+from aidetector.models.factory import count_parameters
+from aidetector.preprocessing import Preprocessing
 from aidetector.training.calibrate import Calibration, CalibrationSettings, calibrate
 from aidetector.training.distill import Teacher, load_teacher
 from aidetector.training.history import epoch_rows
