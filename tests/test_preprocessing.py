@@ -9,7 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from aidetector.preprocessing import Preprocessing, arrays_to_batch, crop_offsets, open_rgb
+from aidetector.preprocessing import (
+    ImageTooLargeError,
+    Preprocessing,
+    arrays_to_batch,
+    crop_offsets,
+    open_rgb,
+)
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs: object) -> bytes:
@@ -109,3 +115,41 @@ def test_bad_crop_settings_are_refused(kwargs: dict[str, object], message: str) 
 def test_a_grid_of_crops_runs_corner_to_corner() -> None:
     assert crop_offsets(64, 32, 4) == [(0, 0), (0, 32), (32, 0), (32, 32)]
     assert crop_offsets(64, 32, 1) == [(16, 16)]
+
+
+def test_crop_mode_resamples_only_the_centre_square_of_a_thin_image(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    crop = Preprocessing(image_size=32, mode="crop", store_size=64, inference_crops=1)
+    resized: list[tuple[int, int]] = []
+    resize = Image.Image.resize
+
+    def recording_resize(image: Image.Image, size: tuple[int, int], *args: object) -> Image.Image:
+        resized.append(size)
+        return resize(image, size, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image.Image, "resize", recording_resize)
+    rng = np.random.default_rng(2)
+    thin = Image.fromarray(rng.integers(0, 256, (4000, 2, 3), dtype=np.uint8))  # 2 x 4000
+    stored = crop.image_to_array(thin)
+    # Upscaling the whole image to a 64 px short side would be 64 x 128,000 pixels.
+    assert stored.shape == (64, 64, 3)
+    assert resized == [(64, 64)]
+    # The stored square is the centre 2 x 2 of the original, upscaled.
+    np.testing.assert_array_equal(
+        stored, np.asarray(thin.crop((0, 1999, 2, 2001)).resize((64, 64), Image.BICUBIC))
+    )
+
+
+def test_crop_mode_refuses_an_image_whose_upscaled_size_passes_the_cap() -> None:
+    crop = Preprocessing(image_size=32, mode="crop", store_size=64, inference_crops=1)
+    thin = encode(Image.new("RGB", (1, 30_000)))  # 30 kpx, 64 x 1,920,000 once upscaled
+    with pytest.raises(ImageTooLargeError, match=r"crop mode upscales to 64x1920000"):
+        crop.bytes_to_array(thin, max_pixels=50_000_000)
+    # The same image is fine in resize mode, and in crop mode under a cap it fits.
+    assert Preprocessing(image_size=32).bytes_to_array(thin, max_pixels=50_000_000).shape == (
+        32,
+        32,
+        3,
+    )
+    assert crop.bytes_to_array(thin, max_pixels=200_000_000).shape == (64, 64, 3)

@@ -35,12 +35,25 @@ PREPROCESSING_MODES: tuple[str, ...] = ("resize", "crop")
 
 
 class ImageTooLargeError(ValueError):
-    """The image header declares more pixels than the caller allows."""
+    """The image header declares more pixels than the caller allows, as it is or at the size
+    crop mode would upscale it to (upscaled)."""
 
-    def __init__(self, width: int, height: int, max_pixels: int) -> None:
-        super().__init__(
-            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
-        )
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        max_pixels: int,
+        upscaled: tuple[int, int] | None = None,
+    ) -> None:
+        if upscaled is None:
+            size = f"image is {width}x{height} = {width * height} pixels"
+        else:
+            up_width, up_height = upscaled
+            size = (
+                f"image is {width}x{height}, which crop mode upscales to "
+                f"{up_width}x{up_height} = {up_width * up_height} pixels"
+            )
+        super().__init__(f"{size}; the limit is {max_pixels}")
         self.width, self.height, self.max_pixels = width, height, max_pixels
 
 
@@ -103,19 +116,30 @@ def resize_to_array(image: Image.Image, image_size: int) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
+def upscaled_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """Return the size crop mode takes an image to: its own, or, when its short side is below
+    side, that size upscaled (aspect kept) until the short side is side."""
+    short = min(width, height)
+    if short >= side:
+        return width, height
+    scale = side / short
+    return max(side, round(width * scale)), max(side, round(height * scale))
+
+
 def native_square(image: Image.Image, side: int) -> np.ndarray:
     """Return the centre side x side square of an image at native resolution, HxWx3 uint8.
 
     Pixels are never resampled unless the image is too small: an image whose short side is
-    below side is first upscaled (bicubic, aspect kept) so that its short side is side.
+    below side has its centre square upscaled (bicubic) to side. Only that square is
+    resampled, so the work is side x side whatever the aspect ratio: upscaling the whole of a
+    1 x 2,000 image to a 224 px short side would take half a gigabyte.
     """
     width, height = image.size
     short = min(width, height)
     if short < side:
-        scale = side / short
-        size = (max(side, round(width * scale)), max(side, round(height * scale)))
-        image = image.resize(size, Image.Resampling.BICUBIC)
-        width, height = size
+        left, top = (width - short) // 2, (height - short) // 2
+        square = image.crop((left, top, left + short, top + short))
+        return np.asarray(square.resize((side, side), Image.Resampling.BICUBIC), dtype=np.uint8)
     left, top = (width - side) // 2, (height - side) // 2
     return np.asarray(image.crop((left, top, left + side, top + side)), dtype=np.uint8)
 
@@ -193,11 +217,36 @@ class Preprocessing:
         """Turn a decoded RGB image into this preprocessing's HxWx3 uint8 array."""
         return image_to_array(image, self.mode, self.array_size)
 
+    def check_size(self, width: int, height: int, max_pixels: int | None) -> None:
+        """Raise ImageTooLargeError when an image of this size passes max_pixels as this
+        preprocessing takes it: crop mode counts a small image at its upscaled size."""
+        if max_pixels is None or self.mode != "crop":
+            return
+        upscaled = upscaled_size(width, height, self.array_size)
+        if upscaled != (width, height) and upscaled[0] * upscaled[1] > max_pixels:
+            raise ImageTooLargeError(width, height, max_pixels, upscaled)
+
+    def open(
+        self,
+        source: bytes | str | Path,
+        max_pixels: int | None = None,
+        formats: Sequence[str] | None = None,
+    ) -> Image.Image:
+        """Parse an image's header (open_image) and check its size as this preprocessing
+        takes it, before any pixel is decoded."""
+        image = open_image(source, max_pixels=max_pixels, formats=formats)
+        try:
+            self.check_size(image.width, image.height, max_pixels)
+        except ImageTooLargeError:
+            image.close()
+            raise
+        return image
+
     def bytes_to_array(
         self, data: bytes, max_pixels: int | None = None, formats: Sequence[str] | None = None
     ) -> np.ndarray:
-        """Decode image bytes into the stored array: the serving entry point (see open_rgb)."""
-        return self.image_to_array(open_rgb(data, max_pixels=max_pixels, formats=formats))
+        """Decode image bytes into the stored array, within the limits of open()."""
+        return self.image_to_array(decode_rgb(self.open(data, max_pixels, formats)))
 
     def inference_inputs(self, arrays: np.ndarray) -> np.ndarray:
         """Return the network inputs of (N, S, S, 3) arrays: (N * crops_per_image, s, s, 3).

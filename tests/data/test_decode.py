@@ -58,3 +58,14 @@ def test_strict_decoding_restores_the_global_pillow_settings(
             warnings.warn("big", Image.DecompressionBombWarning, stacklevel=1)
 
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+
+
+def test_crop_mode_skips_a_thin_file_that_would_pass_the_bomb_limit_once_upscaled(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "thin.png"
+    Image.new("RGB", (1, 30_000)).save(path)  # 64 x 1,920,000 px once upscaled: not decoded
+    with strict_decoding():
+        assert decode_file(path, 64, mode="crop") == "too_large"
+        decoded = decode_file(path, 64, mode="resize")
+    assert not isinstance(decoded, str) and decoded.pixels.shape == (64, 64, 3)

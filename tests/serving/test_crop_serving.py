@@ -129,3 +129,20 @@ def test_explain_gives_the_averaged_verdict_and_a_centre_crop_map(
     body = response.json()
     assert body["prob_fake"] == pytest.approx(float(want), abs=1e-5)
     assert body["explanation"]["map_shape"] == [4, 4]  # layer2 of a 32 px crop
+
+
+def test_a_thin_image_whose_upscaled_size_passes_the_pixel_cap_is_refused_unread(
+    crop_server: BentoServer,
+) -> None:
+    # 1 x 1,000 px (a few hundred bytes): crop mode would upscale it to 96 x 96,000 = 9.2 Mpx,
+    # over the test server's serve.max_pixels of 4 Mpx.
+    thin = encode(Image.new("RGB", (1, 1000)), "PNG")
+    response = crop_server.post("/predict", data=thin, headers=RAW)
+    assert response.status_code == 413, response.text
+    assert "crop mode upscales to 96x96000" in response.json()["error"]
+    files = [("ok", demo_jpegs()[0]), ("thin", thin)]
+    response = crop_server.post("/predict_batch", data=multipart(files), headers=MULTIPART)
+    assert response.status_code == 413, response.text
+    # A thin image that fits once upscaled is answered.
+    fits = encode(Image.new("RGB", (10, 300)), "PNG")  # 96 x 2,880
+    assert crop_server.post("/predict", data=fits, headers=RAW).status_code == 200

@@ -28,7 +28,8 @@ def settings(serving_env: ServingEnv) -> ServeSettings:
 
 def decode(data: bytes, settings: ServeSettings) -> np.ndarray:
     upload = Upload(data)
-    return decode_to_array(open_upload(upload, settings), upload, Preprocessing(image_size=32))
+    preprocessing = Preprocessing(image_size=32)
+    return decode_to_array(open_upload(upload, settings, preprocessing), upload, preprocessing)
 
 
 def rejection(data: bytes, settings: ServeSettings) -> RequestRejected:

@@ -17,7 +17,7 @@ from aidetector.batch.resume import ScoredImages
 from aidetector.batch.sources import read_source
 from aidetector.config.serve import ServeSettings
 from aidetector.errors import first_line
-from aidetector.preprocessing import ImageTooLargeError, Preprocessing, decode_rgb, open_image
+from aidetector.preprocessing import ImageTooLargeError, Preprocessing, decode_rgb
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class FileDecoder:
         if not read.data:
             return replace(failed, error="the file is empty")
         try:
-            image = open_image(read.data, self.limits.max_pixels, self.limits.formats)
+            image = self.preprocessing.open(read.data, self.limits.max_pixels, self.limits.formats)
         except (ImageTooLargeError, Image.DecompressionBombError) as error:
             return replace(failed, error=f"{first_line(error)} (serve.max_pixels)")
         except UnidentifiedImageError:

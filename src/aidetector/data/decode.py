@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from aidetector.preprocessing import image_to_array, open_rgb
+from aidetector.preprocessing import decode_rgb, image_to_array, open_image, upscaled_size
 
 # Files above this are skipped unread (data.max_file_bytes); the largest camera JPEGs and
 # generator PNGs are a few tens of MiB.
@@ -81,7 +81,15 @@ def decode_file(
     if not data:
         return "empty"
     try:
-        image = open_rgb(data)
+        opened = open_image(data)
+        if mode == "crop":
+            # A thin image is upscaled until its short side is image_size: refuse the ones
+            # that would pass Pillow's bomb limit at that size, before decoding them.
+            width, height = upscaled_size(opened.width, opened.height, image_size)
+            limit = Image.MAX_IMAGE_PIXELS  # None when a caller turned the check off
+            if limit is not None and width * height > limit:
+                return "too_large"
+        image = decode_rgb(opened)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
         return "too_large"
     except UnidentifiedImageError:

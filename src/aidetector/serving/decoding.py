@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from aidetector.config.serve import ServeSettings
-from aidetector.preprocessing import ImageTooLargeError, Preprocessing, decode_rgb, open_image
+from aidetector.preprocessing import ImageTooLargeError, Preprocessing, decode_rgb
 from aidetector.serving.limits import RequestRejected, Upload
 
 # Images up to this many pixels decode on the event loop; larger ones go to a thread so
@@ -45,10 +45,13 @@ class DecodedUploads:
     sizes: list[tuple[int, int]]
 
 
-def open_upload(upload: Upload, settings: ServeSettings) -> Image.Image:
-    """Parse an upload's header within the pixel cap and format list, or reject it."""
+def open_upload(
+    upload: Upload, settings: ServeSettings, preprocessing: Preprocessing
+) -> Image.Image:
+    """Parse an upload's header within the pixel cap (at the size the model's preprocessing
+    takes it to) and the format list, or reject it."""
     try:
-        image = open_image(upload.data, max_pixels=settings.max_pixels, formats=settings.formats)
+        image = preprocessing.open(upload.data, settings.max_pixels, settings.formats)
     except (ImageTooLargeError, Image.DecompressionBombError) as error:
         raise RequestRejected(
             413, "too_many_pixels", f"{upload.describe()}: {error}. Send a smaller image"
@@ -112,7 +115,7 @@ async def decode_uploads(
     opened: list[Image.Image] = []
     try:
         for upload in uploads:
-            opened.append(open_upload(upload, settings))
+            opened.append(open_upload(upload, settings, preprocessing))
         check_request_pixels(opened, settings)
         # The native size comes from the header, before the resize to the model's input
         # hides it; the domain check compares it with the sizes seen in training.

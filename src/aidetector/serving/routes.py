@@ -231,7 +231,8 @@ async def _store_image(
     store = predictor.feedback_store
     if store is None:
         return None
-    image = open_upload(upload, predictor.settings)  # formats and the pixel cap, as /predict
+    # Formats and the pixel cap, as /predict.
+    image = open_upload(upload, predictor.settings, predictor.preprocessing)
     image_format = str(image.format)
     image.close()
     try:
