@@ -189,7 +189,7 @@ def round_to_fp16(network: nn.Module) -> nn.Module:
 
     rounded.register_forward_pre_hook(round_input)
     for module in rounded.modules():
-        if not any(True for _ in module.children()):  # leaves: the layers that compute
+        if next(module.children(), None) is None:  # leaves: the layers that compute
             module.register_forward_hook(round_output)
     return rounded
 

@@ -126,6 +126,15 @@ def upscaled_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(side, round(width * scale)), max(side, round(height * scale))
 
 
+def check_upscaled_size(width: int, height: int, side: int, max_pixels: int | None) -> None:
+    """Raise ImageTooLargeError when crop mode would upscale an image of this size (its short
+    side below side) past max_pixels; None means no cap."""
+    up_width, up_height = upscaled_size(width, height, side)
+    upscaled = (up_width, up_height) != (width, height)
+    if upscaled and max_pixels is not None and up_width * up_height > max_pixels:
+        raise ImageTooLargeError(width, height, max_pixels, (up_width, up_height))
+
+
 def native_square(image: Image.Image, side: int) -> np.ndarray:
     """Return the centre side x side square of an image at native resolution, HxWx3 uint8.
 
@@ -220,11 +229,8 @@ class Preprocessing:
     def check_size(self, width: int, height: int, max_pixels: int | None) -> None:
         """Raise ImageTooLargeError when an image of this size passes max_pixels as this
         preprocessing takes it: crop mode counts a small image at its upscaled size."""
-        if max_pixels is None or self.mode != "crop":
-            return
-        upscaled = upscaled_size(width, height, self.array_size)
-        if upscaled != (width, height) and upscaled[0] * upscaled[1] > max_pixels:
-            raise ImageTooLargeError(width, height, max_pixels, upscaled)
+        if self.mode == "crop":
+            check_upscaled_size(width, height, self.array_size, max_pixels)
 
     def open(
         self,

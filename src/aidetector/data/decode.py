@@ -12,7 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from aidetector.preprocessing import decode_rgb, image_to_array, open_image, upscaled_size
+from aidetector.preprocessing import (
+    ImageTooLargeError,
+    check_upscaled_size,
+    decode_rgb,
+    image_to_array,
+    open_image,
+)
 
 # Files above this are skipped unread (data.max_file_bytes); the largest camera JPEGs and
 # generator PNGs are a few tens of MiB.
@@ -85,12 +91,14 @@ def decode_file(
         if mode == "crop":
             # A thin image is upscaled until its short side is image_size: refuse the ones
             # that would pass Pillow's bomb limit at that size, before decoding them.
-            width, height = upscaled_size(opened.width, opened.height, image_size)
-            limit = Image.MAX_IMAGE_PIXELS  # None when a caller turned the check off
-            if limit is not None and width * height > limit:
-                return "too_large"
+            check_upscaled_size(opened.width, opened.height, image_size, Image.MAX_IMAGE_PIXELS)
         image = decode_rgb(opened)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning, MemoryError):
+    except (
+        ImageTooLargeError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        MemoryError,
+    ):
         return "too_large"
     except UnidentifiedImageError:
         # A cut-off header is unidentifiable too; the magic bytes tell it from a non-image.
